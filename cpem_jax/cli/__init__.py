@@ -1,0 +1,1 @@
+"""The `cpem-jax` console command."""

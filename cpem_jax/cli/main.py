@@ -1,0 +1,44 @@
+"""`cpem-jax`: the user-facing command. Each sub-command lives in its own module."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+from cpem_jax.cli import model_cmd
+
+# Sub-command modules: each has register(subparsers) and sets `func` on its parsers.
+COMMANDS = (model_cmd,)
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cpem-jax", description="Facial motion retargeting: face model tools, fitting, "
+        "retargeting and evaluation.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s: %(message)s")
+    logging.getLogger("jax").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError, UserError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"cpem-jax: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Face geometry as small pure functions (jit and vmap friendly)."""

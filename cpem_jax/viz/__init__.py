@@ -1,0 +1,1 @@
+"""Pictures for people: previews, overlays, landmark drawings."""
