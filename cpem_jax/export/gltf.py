@@ -1,0 +1,253 @@
+"""glTF 2.0 binary (.glb) of a face mesh with expression morph targets and its animation.
+
+The file holds one scene with one node ("face") carrying one mesh: POSITION, NORMAL and uint32
+indices, one morph target per expression unit (POSITION deltas, and NORMAL deltas unless turned
+off), the target names in `mesh.extras.targetNames` (read by Blender's and three.js's importers)
+and one animation ("cpem_retarget") with LINEAR samplers keyed at the track's timestamps
+(shifted to start at 0): a `weights` channel (N x K floats) and a `rotation` channel (unit
+quaternions, x y z w) on the node, plus an optional `translation` channel.
+
+Units: the face model is in cm, glTF in metres: positions, deltas and translations are multiplied
+by `scale` (default 0.01). Axes need no change: both the model and glTF use +y up with the face
+toward +z. Head rotation: R = Rz(roll) Ry(yaw) Rx(pitch) as in cpem_jax.geometry.rotation.
+
+The writer takes plain numpy arrays, so it needs no face model object.
+"""
+from __future__ import annotations
+
+import base64
+import os
+from typing import List, Optional, Sequence
+
+import numpy as np
+import pygltflib
+
+from cpem_jax.export.schema import FrameTrack
+
+CM_TO_M = 0.01
+ANIMATION_NAME = "cpem_retarget"
+_ALIGN = 4
+
+
+def euler_to_quaternion(angles: np.ndarray) -> np.ndarray:
+    """angles [N, 3] radians (pitch, yaw, roll) -> [N, 4] unit quaternions (x, y, z, w) of
+    R = Rz(roll) Ry(yaw) Rx(pitch)."""
+    angles = np.asarray(angles, np.float64)
+    half = angles / 2.0
+    cx, cy, cz = np.cos(half[:, 0]), np.cos(half[:, 1]), np.cos(half[:, 2])
+    sx, sy, sz = np.sin(half[:, 0]), np.sin(half[:, 1]), np.sin(half[:, 2])
+    # Hamilton product qz * qy * qx written out.
+    x = cz * cy * sx - sz * sy * cx
+    y = cz * sy * cx + sz * cy * sx
+    z = sz * cy * cx - cz * sy * sx
+    w = cz * cy * cx + sz * sy * sx
+    return np.stack([x, y, z, w], axis=-1)
+
+
+def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of quaternions a [..., 4] and b [..., 4] (x, y, z, w): rotate by b, then a."""
+    ax, ay, az, aw = np.moveaxis(np.asarray(a, np.float64), -1, 0)
+    bx, by, bz, bw = np.moveaxis(np.asarray(b, np.float64), -1, 0)
+    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw,
+                     aw * bw - ax * bx - ay * by - az * bz], axis=-1)
+
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """vertices [V, 3], triangles [F, 3] (counter-clockwise from the front) -> [V, 3] unit
+    area-weighted vertex normals (0 for vertices in no triangle)."""
+    v = np.asarray(vertices, np.float64)
+    a, b, c = (v[triangles[:, i]] for i in range(3))
+    face_normals = np.cross(b - a, c - a)
+    normals = np.zeros_like(v)
+    for i in range(3):
+        np.add.at(normals, triangles[:, i], face_normals)
+    length = np.linalg.norm(normals, axis=-1, keepdims=True)
+    return (normals / np.maximum(length, 1e-12)).astype(np.float32)
+
+
+class BinaryBuilder:
+    """Appends bufferViews and accessors to a GLTF2 whose data go into one new buffer."""
+
+    def __init__(self, gltf: pygltflib.GLTF2):
+        self.gltf = gltf
+        self.buffer_index = len(gltf.buffers)
+        self.data = bytearray()
+
+    def add_view(self, array: np.ndarray, target: Optional[int] = None) -> int:
+        """Stores a contiguous little-endian array; returns the bufferView index."""
+        raw = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+        self.data += b"\0" * (-len(self.data) % _ALIGN)
+        self.gltf.bufferViews.append(pygltflib.BufferView(
+            buffer=self.buffer_index, byteOffset=len(self.data), byteLength=len(raw),
+            target=target))
+        self.data += raw
+        return len(self.gltf.bufferViews) - 1
+
+    def add_accessor(self, array: np.ndarray, type_: str, target: Optional[int] = None,
+                     min_max: bool = False) -> int:
+        """Stores array [count, n] (or [count] for SCALAR) float32/uint32; returns the accessor."""
+        component = {np.dtype(np.float32): pygltflib.FLOAT,
+                     np.dtype(np.uint32): pygltflib.UNSIGNED_INT}[array.dtype]
+        flat = array.reshape(array.shape[0], -1)
+        accessor = pygltflib.Accessor(
+            bufferView=self.add_view(array, target), byteOffset=0, componentType=component,
+            count=int(array.shape[0]), type=type_)
+        if min_max:
+            accessor.min = flat.min(axis=0).astype(float).tolist()
+            accessor.max = flat.max(axis=0).astype(float).tolist()
+        self.gltf.accessors.append(accessor)
+        return len(self.gltf.accessors) - 1
+
+    def finish_as_blob(self) -> None:
+        """Makes the data the GLB binary chunk (buffer index must be 0)."""
+        if self.buffer_index != 0:
+            raise ValueError("the GLB binary chunk must be buffer 0; use finish_as_data_uri")
+        self.gltf.buffers.append(pygltflib.Buffer(byteLength=len(self.data)))
+        self.gltf.set_binary_blob(bytes(self.data))
+
+    def finish_as_data_uri(self) -> None:
+        """Adds the data as an embedded buffer (pygltflib packs it into the GLB on save)."""
+        uri = "data:application/octet-stream;base64," + base64.b64encode(self.data).decode()
+        self.gltf.buffers.append(pygltflib.Buffer(byteLength=len(self.data), uri=uri))
+
+
+def add_track_animation(builder: BinaryBuilder, track: FrameTrack,
+                        weight_channels: Sequence[tuple], rotation_node: Optional[int] = None,
+                        rest_rotation: Optional[Sequence[float]] = None,
+                        translation_node: Optional[int] = None,
+                        rest_translation: Optional[Sequence[float]] = None,
+                        scale: float = CM_TO_M, name: str = ANIMATION_NAME) -> int:
+    """Adds one animation driven by a track to builder.gltf.
+
+    Args:
+      builder: where the keyframe data go.
+      track: N frames; keys at track.timestamps - track.timestamps[0].
+      weight_channels: (node index, weights [N, T] float32) per node whose mesh has T targets.
+      rotation_node: node whose rotation follows the head (rest_rotation * head), or None.
+      rest_rotation: the node's rest quaternion (x, y, z, w); default identity.
+      translation_node: node whose translation follows the head (rest + scale * translation).
+      rest_translation: the node's rest translation, metres; default 0.
+      scale: track translation unit -> glTF metres.
+      name: animation name.
+    Returns:
+      the animation index.
+    """
+    times = (track.timestamps - track.timestamps[0]).astype(np.float32)
+    time_accessor = builder.add_accessor(times, "SCALAR", min_max=True)
+    animation = pygltflib.Animation(name=name)
+
+    def add_channel(node: int, path: str, output: int) -> None:
+        animation.samplers.append(pygltflib.AnimationSampler(
+            input=time_accessor, output=output, interpolation=pygltflib.ANIM_LINEAR))
+        animation.channels.append(pygltflib.AnimationChannel(
+            sampler=len(animation.samplers) - 1,
+            target=pygltflib.AnimationChannelTarget(node=node, path=path)))
+
+    for node, weights in weight_channels:
+        weights = np.asarray(weights, np.float32)
+        if weights.ndim != 2 or weights.shape[0] != track.n_frames:
+            raise ValueError(f"weights for node {node} must be [N={track.n_frames}, T], "
+                             f"got {weights.shape}")
+        add_channel(node, "weights", builder.add_accessor(weights.reshape(-1), "SCALAR"))
+    if rotation_node is not None:
+        quats = euler_to_quaternion(track.rotation)
+        if rest_rotation is not None:
+            quats = quaternion_multiply(np.asarray(rest_rotation)[None], quats)
+        quats /= np.linalg.norm(quats, axis=-1, keepdims=True)
+        add_channel(rotation_node, "rotation",
+                    builder.add_accessor(quats.astype(np.float32), "VEC4"))
+    if translation_node is not None:
+        rest = np.zeros(3) if rest_translation is None else np.asarray(rest_translation)
+        moved = (rest[None] + scale * track.translation).astype(np.float32)
+        add_channel(translation_node, "translation", builder.add_accessor(moved, "VEC3"))
+    builder.gltf.animations.append(animation)
+    return len(builder.gltf.animations) - 1
+
+
+def _check_mesh(vertices, triangles, target_deltas, target_names):
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise ValueError(f"vertices must be [V, 3], got {vertices.shape}")
+    if triangles.ndim != 2 or triangles.shape[1] != 3 or triangles.shape[0] == 0:
+        raise ValueError(f"triangles must be [F, 3] with F >= 1, got {triangles.shape}")
+    if triangles.min() < 0 or triangles.max() >= vertices.shape[0]:
+        raise ValueError(f"triangle ids must lie in [0, {vertices.shape[0]}), got "
+                         f"[{triangles.min()}, {triangles.max()}]")
+    if target_deltas.ndim != 3 or target_deltas.shape[1:] != vertices.shape:
+        raise ValueError(f"target_deltas must be [K, V={vertices.shape[0]}, 3], got "
+                         f"{target_deltas.shape}; transpose a [V, 3, K] exp_basis with "
+                         "np.moveaxis(exp_basis, -1, 0)")
+    if len(target_names) != target_deltas.shape[0] or len(set(target_names)) != len(target_names):
+        raise ValueError(f"need {target_deltas.shape[0]} unique target names, got "
+                         f"{len(target_names)} ({len(set(target_names))} unique)")
+
+
+def track_weights_for_targets(track: FrameTrack, target_names: Sequence[str]) -> np.ndarray:
+    """track.expression columns reordered to the targets -> [N, len(target_names)] float32."""
+    index = {u: k for k, u in enumerate(track.unit_names)}
+    missing = [n for n in target_names if n not in index]
+    if missing:
+        raise ValueError(f"the track has no units named {missing}; the mesh's target names "
+                         "must be the track's unit names (use retarget_avatar for other rigs)")
+    return track.expression[:, [index[n] for n in target_names]]
+
+
+def write_glb(path: os.PathLike | str, vertices: np.ndarray, triangles: np.ndarray,
+              target_deltas: np.ndarray, target_names: Sequence[str],
+              track: Optional[FrameTrack] = None, scale: float = CM_TO_M,
+              target_normals: bool = True, animate_translation: bool = False) -> None:
+    """Writes the face mesh, its morph targets and (given a track) the animation as a .glb.
+
+    Args:
+      path: output .glb path (parent folders are created).
+      vertices: [V, 3] neutral positions, model units (cm for ICT).
+      triangles: [F, 3] vertex ids, counter-clockwise from the front.
+      target_deltas: [K, V, 3] per-target position deltas, model units.
+      target_names: K names (the track's unit names when a track is given).
+      track: optional N frames to animate (weights of the targets by name, head rotation).
+      scale: model unit -> metres (0.01 for cm).
+      target_normals: also store per-target NORMAL deltas (better shading in three.js).
+      animate_translation: also animate the node translation (scale * track.translation).
+    """
+    vertices = np.asarray(vertices, np.float64)
+    triangles = np.asarray(triangles, np.int64)
+    target_deltas = np.asarray(target_deltas, np.float64)
+    target_names = [str(n) for n in target_names]
+    _check_mesh(vertices, triangles, target_deltas, target_names)
+
+    gltf = pygltflib.GLTF2(asset=pygltflib.Asset(generator="cpem-jax"))
+    builder = BinaryBuilder(gltf)
+    positions = (vertices * scale).astype(np.float32)
+    normals = vertex_normals(vertices, triangles)
+    attributes = pygltflib.Attributes(
+        POSITION=builder.add_accessor(positions, "VEC3", pygltflib.ARRAY_BUFFER, min_max=True),
+        NORMAL=builder.add_accessor(normals, "VEC3", pygltflib.ARRAY_BUFFER))
+    indices = builder.add_accessor(triangles.reshape(-1).astype(np.uint32), "SCALAR",
+                                   pygltflib.ELEMENT_ARRAY_BUFFER)
+    targets: List[pygltflib.Attributes] = []
+    for deltas in target_deltas:
+        target = pygltflib.Attributes(POSITION=builder.add_accessor(
+            (deltas * scale).astype(np.float32), "VEC3", pygltflib.ARRAY_BUFFER, min_max=True))
+        if target_normals:
+            moved = vertex_normals(vertices + deltas, triangles)
+            target.NORMAL = builder.add_accessor(moved - normals, "VEC3", pygltflib.ARRAY_BUFFER)
+        targets.append(target)
+    gltf.materials.append(pygltflib.Material(
+        name="skin", pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
+            baseColorFactor=[0.8, 0.62, 0.52, 1.0], metallicFactor=0.0, roughnessFactor=0.6)))
+    gltf.meshes.append(pygltflib.Mesh(
+        name="face", weights=[0.0] * len(targets), extras={"targetNames": target_names},
+        primitives=[pygltflib.Primitive(attributes=attributes, indices=indices, material=0,
+                                        mode=pygltflib.TRIANGLES, targets=targets)]))
+    gltf.nodes.append(pygltflib.Node(name="face", mesh=0))
+    gltf.scenes.append(pygltflib.Scene(nodes=[0]))
+    gltf.scene = 0
+    if track is not None:
+        add_track_animation(builder, track,
+                            [(0, track_weights_for_targets(track, target_names))],
+                            rotation_node=0, translation_node=0 if animate_translation else None,
+                            scale=scale)
+    builder.finish_as_blob()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    gltf.save_binary(str(path))
