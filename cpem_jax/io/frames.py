@@ -1,0 +1,401 @@
+"""Frame sources: a video file, a folder of images, a single image or a webcam.
+
+Every source yields `Frame(index, timestamp_s, image)` tuples, `image [H, W, 3] uint8 RGB`, and
+exposes `fps` (frames per second used for the timestamps). `open_frames(spec)` picks the source
+from the spec: an `int` (or a string of digits) is a webcam index, a folder is an image folder, a
+file with an image extension is a single image, any other file is a video.
+
+Damaged input keeps every frame that could be read:
+  * a video that stops decoding before the frame count its container announces (a truncated or
+    damaged file) yields the frames before the damage, then warns (`TruncatedInputWarning`); the
+    last decoded frame is dropped there, since a decoder fills a partial frame with guesses;
+  * an unreadable image inside a folder is skipped with a warning; the other images keep their
+    folder positions as frame indices, so timestamps stay aligned;
+  * a file that is not a readable video or image at all raises `FrameSourceError`.
+
+Timestamps are `index / fps` for files (constant frame rate is assumed) and seconds since the
+first frame for a webcam.
+"""
+from __future__ import annotations
+
+import abc
+import os
+import re
+import time
+import warnings
+from typing import Iterator, List, NamedTuple, Optional, Union
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+# Frame rate given to image folders and single images when the caller names none.
+DEFAULT_IMAGE_FPS = 25.0
+# Frame rate assumed for a webcam that does not report one.
+DEFAULT_WEBCAM_FPS = 30.0
+# Smallest image side accepted: the face crop is resized to 224 px, and a face inside an image
+# smaller than this cannot be detected or landmarked meaningfully.
+DEFAULT_MIN_SIZE = 32
+
+SourceSpec = Union[str, os.PathLike, int]
+
+
+class FrameSourceError(ValueError):
+    """Raised when an input cannot be opened or decoded at all."""
+
+
+class TruncatedInputWarning(UserWarning):
+    """Warned when a source ends early or some of its frames could not be read."""
+
+
+class Frame(NamedTuple):
+    """One decoded frame.
+
+    Attributes:
+      index: frame number in the source (0-based; for folders, the file's sorted position).
+      timestamp_s: time of the frame in seconds.
+      image: [H, W, 3] uint8 RGB.
+    """
+    index: int
+    timestamp_s: float
+    image: np.ndarray
+
+
+def to_rgb_uint8(image: np.ndarray, origin: str = "image") -> np.ndarray:
+    """Converts a decoded OpenCV image to RGB uint8.
+
+    Args:
+      image: [H, W] gray, [H, W, 1] gray, [H, W, 3] BGR or [H, W, 4] BGRA; uint8 or uint16.
+      origin: a name for error messages (usually the file path).
+    Returns:
+      [H, W, 3] uint8 RGB (alpha is dropped, 16-bit values are scaled to 8 bits).
+    """
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise FrameSourceError(
+            f"{origin}: unsupported pixel type {image.dtype}; convert it to an 8-bit PNG or JPEG.")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    raise FrameSourceError(
+        f"{origin}: unsupported image shape {image.shape}; expected gray, RGB or RGBA.")
+
+
+def check_image_size(image: np.ndarray, min_size: int, origin: str) -> None:
+    """Raises FrameSourceError when `image [H, W, 3]` has a side below `min_size` pixels."""
+    height, width = image.shape[:2]
+    if min(height, width) < min_size:
+        raise FrameSourceError(
+            f"{origin}: image is {width}x{height} px, smaller than the {min_size} px minimum; "
+            "use a larger image (faces need tens of pixels to be detected).")
+
+
+def read_image(path: Union[str, os.PathLike], min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
+    """Reads one image file.
+
+    Args:
+      path: image file path (any OpenCV-readable format; non-ASCII paths are fine).
+      min_size: smallest accepted side in pixels.
+    Returns:
+      [H, W, 3] uint8 RGB.
+    Raises:
+      FileNotFoundError: no such file.
+      FrameSourceError: not a readable image, or smaller than `min_size`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image not found: {path!r}; check the path.")
+    data = np.fromfile(path, dtype=np.uint8)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if decoded is None:
+        raise FrameSourceError(
+            f"{path}: not a readable image (corrupt, truncated or unsupported format); "
+            f"re-save it as PNG or JPEG.")
+    image = to_rgb_uint8(decoded, origin=path)
+    check_image_size(image, min_size, path)
+    return image
+
+
+def natural_sort_key(name: str) -> List[Union[int, str]]:
+    """Sort key that orders 'frame2' before 'frame10'."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def is_image_path(path: Union[str, os.PathLike]) -> bool:
+    """True when the file name ends with one of IMAGE_EXTENSIONS (case-insensitive)."""
+    return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+class FrameSource(abc.ABC):
+    """An iterable of `Frame`s with a frame rate.
+
+    Attributes:
+      name: where the frames come from (path or 'webcam:N').
+      fps: frames per second used for timestamps.
+      expected_count: frames the source announces (None when unknown, e.g. a webcam).
+      decoded_count: frames yielded so far.
+    """
+
+    name: str
+    fps: float
+    expected_count: Optional[int]
+
+    def __init__(self) -> None:
+        self.decoded_count = 0
+
+    @abc.abstractmethod
+    def _frames(self) -> Iterator[Frame]:
+        """Yields frames; subclasses implement decoding here."""
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.decoded_count = 0
+        for frame in self._frames():
+            self.decoded_count += 1
+            yield frame
+
+    def close(self) -> None:
+        """Releases the underlying file or device."""
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, fps={self.fps:g}, "
+                f"expected_count={self.expected_count})")
+
+
+class VideoFileSource(FrameSource):
+    """Frames of a video file decoded with OpenCV (FFmpeg backend).
+
+    Args:
+      path: video file (mp4, avi, mov, mkv, webm, ...).
+      max_frames: stop after this many frames (None: all).
+      fps: override the container's frame rate (None: use it).
+      min_size: smallest accepted frame side in pixels.
+    Raises:
+      FileNotFoundError: no such file.
+      FrameSourceError: the file is not a readable video, or no frame decodes.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], max_frames: Optional[int] = None,
+                 fps: Optional[float] = None, min_size: int = DEFAULT_MIN_SIZE) -> None:
+        super().__init__()
+        self.name = os.fspath(path)
+        if not os.path.isfile(self.name):
+            raise FileNotFoundError(f"video not found: {self.name!r}; check the path.")
+        self.max_frames = max_frames
+        self.min_size = min_size
+        self._capture = cv2.VideoCapture(self.name)
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise FrameSourceError(
+                f"{self.name}: cannot be opened as a video. It is not a video, uses an "
+                "unsupported codec, or is truncated (an MP4 whose index, the 'moov' atom, sits at "
+                "the end loses it when cut off). Re-encode it, e.g. "
+                "`ffmpeg -i in.xxx -c:v libx264 -movflags +faststart out.mp4`.")
+        container_fps = float(self._capture.get(cv2.CAP_PROP_FPS))
+        if fps is not None:
+            self.fps = float(fps)
+        elif container_fps > 0 and np.isfinite(container_fps):
+            self.fps = container_fps
+        else:
+            warnings.warn(f"{self.name}: the container reports no frame rate; assuming "
+                          f"{DEFAULT_IMAGE_FPS:g} fps (pass fps= to override).",
+                          TruncatedInputWarning, stacklevel=2)
+            self.fps = DEFAULT_IMAGE_FPS
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.expected_count = count if count > 0 else None
+        self._started = False
+
+    def _frames(self) -> Iterator[Frame]:
+        if self._started:
+            # Re-iteration: rewind (a fresh capture is the portable way to restart decoding).
+            self._capture.release()
+            self._capture = cv2.VideoCapture(self.name)
+        self._started = True
+        # One frame of look-ahead: when the stream ends before the announced count, the last
+        # decoded frame may be partial (the decoder conceals missing data), so it is held back.
+        wanted = self.expected_count
+        if self.max_frames is not None and wanted is not None:
+            wanted = min(wanted, self.max_frames)
+        pending: Optional[Frame] = None
+        read = 0
+        while self.max_frames is None or read < self.max_frames:
+            ok, bgr = self._capture.read()
+            if not ok or bgr is None:
+                break
+            image = to_rgb_uint8(bgr, origin=self.name)
+            if read == 0:
+                check_image_size(image, self.min_size, self.name)
+            if pending is not None:
+                yield pending
+            pending = Frame(read, read / self.fps, image)
+            read += 1
+        truncated = wanted is not None and read < wanted
+        if pending is not None and not truncated:
+            yield pending
+        kept = read - 1 if truncated else read
+        if kept <= 0:
+            raise FrameSourceError(
+                f"{self.name}: opened as a video but no complete frame could be decoded "
+                "(damaged, truncated or unsupported stream); re-encode it with ffmpeg.")
+        if truncated:
+            warnings.warn(
+                f"{self.name}: decoded {read} of the {wanted} frames the container announces; "
+                f"the file is truncated or damaged. The last decoded frame may be partial and "
+                f"was dropped; the {kept} frames before the damage were kept.",
+                TruncatedInputWarning, stacklevel=3)
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class ImageFolderSource(FrameSource):
+    """Frames from the images of one folder, in natural sort order ('2.png' before '10.png').
+
+    Args:
+      folder: directory holding image files (other files are ignored).
+      fps: frame rate for timestamps.
+      max_frames: stop after this many images (None: all).
+      min_size: smallest accepted image side in pixels.
+    Raises:
+      FileNotFoundError: no such folder.
+      FrameSourceError: the folder holds no image file, or no image is readable.
+    """
+
+    def __init__(self, folder: Union[str, os.PathLike], fps: float = DEFAULT_IMAGE_FPS,
+                 max_frames: Optional[int] = None, min_size: int = DEFAULT_MIN_SIZE) -> None:
+        super().__init__()
+        self.name = os.fspath(folder)
+        if not os.path.isdir(self.name):
+            raise FileNotFoundError(f"image folder not found: {self.name!r}; check the path.")
+        names = sorted((n for n in os.listdir(self.name) if is_image_path(n)),
+                       key=natural_sort_key)
+        if not names:
+            raise FrameSourceError(
+                f"{self.name}: no image files (expected one of {', '.join(IMAGE_EXTENSIONS)}).")
+        self.paths = [os.path.join(self.name, n) for n in names][:max_frames]
+        self.fps = float(fps)
+        self.min_size = min_size
+        self.expected_count = len(self.paths)
+        self.skipped: List[str] = []
+
+    def _frames(self) -> Iterator[Frame]:
+        self.skipped = []
+        for index, path in enumerate(self.paths):
+            try:
+                image = read_image(path, self.min_size)
+            except FrameSourceError as error:
+                self.skipped.append(path)
+                warnings.warn(f"skipping frame {index}: {error}", TruncatedInputWarning,
+                              stacklevel=3)
+                continue
+            yield Frame(index, index / self.fps, image)
+        if len(self.skipped) == len(self.paths):
+            raise FrameSourceError(f"{self.name}: none of its {len(self.paths)} images is "
+                                   "readable; check the files.")
+
+
+class SingleImageSource(FrameSource):
+    """One image as a one-frame source (timestamp 0).
+
+    Raises:
+      FileNotFoundError / FrameSourceError: as `read_image`, when the source is created.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], fps: float = DEFAULT_IMAGE_FPS,
+                 min_size: int = DEFAULT_MIN_SIZE) -> None:
+        super().__init__()
+        self.name = os.fspath(path)
+        self.fps = float(fps)
+        self.expected_count = 1
+        self._image = read_image(self.name, min_size)
+
+    def _frames(self) -> Iterator[Frame]:
+        yield Frame(0, 0.0, self._image)
+
+
+class WebcamSource(FrameSource):
+    """Live frames from a camera through OpenCV.
+
+    Args:
+      index: camera index (0 is the default camera).
+      max_frames: stop after this many frames (None: until the camera stops or `close()`).
+      fps: frame rate to report (None: the camera's, else DEFAULT_WEBCAM_FPS).
+    Raises:
+      FrameSourceError: the camera cannot be opened.
+    """
+
+    def __init__(self, index: int = 0, max_frames: Optional[int] = None,
+                 fps: Optional[float] = None, min_size: int = DEFAULT_MIN_SIZE) -> None:
+        super().__init__()
+        self.name = f"webcam:{index}"
+        self.max_frames = max_frames
+        self.min_size = min_size
+        self.expected_count = None
+        self._capture = cv2.VideoCapture(int(index))
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise FrameSourceError(
+                f"webcam {index} cannot be opened; check that a camera is connected, that this "
+                "process may use it (e.g. /dev/video*), or try another index.")
+        reported = float(self._capture.get(cv2.CAP_PROP_FPS))
+        self.fps = float(fps) if fps else (reported if reported > 0 else DEFAULT_WEBCAM_FPS)
+        self._closed = False
+
+    def _frames(self) -> Iterator[Frame]:
+        index = 0
+        start = None
+        while not self._closed and (self.max_frames is None or index < self.max_frames):
+            ok, bgr = self._capture.read()
+            if not ok or bgr is None:
+                warnings.warn(f"{self.name}: the camera stopped delivering frames after "
+                              f"{index} frames.", TruncatedInputWarning, stacklevel=3)
+                break
+            now = time.monotonic()
+            start = now if start is None else start
+            image = to_rgb_uint8(bgr, origin=self.name)
+            if index == 0:
+                check_image_size(image, self.min_size, self.name)
+            yield Frame(index, now - start, image)
+            index += 1
+
+    def close(self) -> None:
+        self._closed = True
+        self._capture.release()
+
+
+def open_frames(spec: SourceSpec, fps: Optional[float] = None, max_frames: Optional[int] = None,
+                min_size: int = DEFAULT_MIN_SIZE) -> FrameSource:
+    """Opens the frame source a spec names.
+
+    Args:
+      spec: webcam index (int or digit string), image folder, image file, or video file.
+      fps: frame rate override (for images: the rate used for timestamps).
+      max_frames: stop after this many frames (None: all).
+      min_size: smallest accepted image side in pixels.
+    Returns:
+      A FrameSource; iterate it for `Frame(index, timestamp_s, image [H, W, 3] uint8 RGB)`.
+    """
+    if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.isdigit()
+                                               and not os.path.exists(spec)):
+        return WebcamSource(int(spec), max_frames=max_frames, fps=fps, min_size=min_size)
+    path = os.fspath(spec)
+    if os.path.isdir(path):
+        return ImageFolderSource(path, fps=fps or DEFAULT_IMAGE_FPS, max_frames=max_frames,
+                                 min_size=min_size)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"input not found: {path!r}; give a video, an image, a folder "
+                                "of images or a webcam index.")
+    if is_image_path(path):
+        return SingleImageSource(path, fps=fps or DEFAULT_IMAGE_FPS, min_size=min_size)
+    return VideoFileSource(path, max_frames=max_frames, fps=fps, min_size=min_size)
