@@ -6,10 +6,10 @@ import logging
 import sys
 from typing import List, Optional
 
-from cpem_jax.cli import model_cmd
+from cpem_jax.cli import fit_cmd, model_cmd
 
 # Sub-command modules: each has register(subparsers) and sets `func` on its parsers.
-COMMANDS = (model_cmd,)
+COMMANDS = (model_cmd, fit_cmd)
 
 
 class UserError(Exception):

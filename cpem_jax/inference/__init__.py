@@ -1,0 +1,1 @@
+"""Estimating coefficients with a trained PE-Net checkpoint."""

@@ -1,0 +1,1 @@
+"""Training PE-Net: state, the pure train step, sharding, checkpoints, metrics and the loop."""
