@@ -21,13 +21,18 @@ def register(subparsers) -> None:
                    "or ../shared/assets/ICT-FaceKit-master.zip)")
     p.add_argument("--face", type=int, default=0, help="which face: 0 = largest (default)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    p.add_argument("--size", type=int, default=224, help="crop size the model is fitted at")
-    p.add_argument("--no-photometric", action="store_true",
-                   help="landmarks only (faster, no lighting/albedo)")
-    p.add_argument("--iterations-scale", type=float, default=1.0,
-                   help="multiply every stage's iteration count (speed/quality trade-off)")
+    add_fit_options(p)
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay video")
     p.set_defaults(func=run)
+
+
+def add_fit_options(parser) -> None:
+    """The fitting options, shared by `cpem-jax fit` and `cpem-jax retarget --method fit`."""
+    parser.add_argument("--size", type=int, default=224, help="crop size the model is fitted at")
+    parser.add_argument("--no-photometric", action="store_true",
+                        help="landmarks only (faster, no lighting/albedo)")
+    parser.add_argument("--iterations-scale", type=float, default=1.0,
+                        help="multiply every stage's iteration count (speed/quality trade-off)")
 
 
 def fit_config_from_args(args):
@@ -50,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from cpem_jax.fit.video import fit_video
     from cpem_jax.viz.overlay_video import write_video
 
-    if not os.path.exists(args.input) and not args.input.isdigit():
-        raise FileNotFoundError(f"input {args.input!r} does not exist")
+    if not os.path.exists(args.input):
+        raise FileNotFoundError(f"input {args.input!r} does not exist (fitting reads a file or a "
+                                f"folder twice; for a webcam use `cpem-jax retarget --webcam N`)")
     model = load_face_model(args.face_model)
     config = fit_config_from_args(args)
     landmarker = DlibLandmarker()

@@ -6,10 +6,10 @@ import logging
 import sys
 from typing import List, Optional
 
-from cpem_jax.cli import fit_cmd, model_cmd
+from cpem_jax.cli import evaluate_cmd, fit_cmd, model_cmd, retarget_cmd, synth_cmd
 
 # Sub-command modules: each has register(subparsers) and sets `func` on its parsers.
-COMMANDS = (model_cmd, fit_cmd)
+COMMANDS = (model_cmd, fit_cmd, retarget_cmd, synth_cmd, evaluate_cmd)
 
 
 class UserError(Exception):
@@ -34,6 +34,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.getLogger("jax").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
+    except ImportError as err:
+        print(f"cpem-jax: error: a required package is missing ({err}); install the project's "
+              f"requirements: pip install -r requirements.txt", file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError, KeyError, RuntimeError, UserError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"cpem-jax: error: {message}", file=sys.stderr)
