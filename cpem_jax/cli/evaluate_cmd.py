@@ -50,7 +50,7 @@ def _fit_config(args, size: int, focal_px: float, distance_cm: float):
 
 def run(args: argparse.Namespace) -> int:
     from cpem_jax.evaluation import synthetic_eval
-    from cpem_jax.evaluation.report import write_report
+    from cpem_jax.evaluation.report import to_jsonable, write_report
     from cpem_jax.synthetic.ground_truth import load_ground_truth
 
     gt = load_ground_truth(args.data)           # First: a wrong --data fails fast.
@@ -87,6 +87,5 @@ def run(args: argparse.Namespace) -> int:
     results["Summary"]["seconds"] = round(time.perf_counter() - start, 1)
     paths = write_report(results, args.out, f"Synthetic benchmark ({gt.split} split, "
                          f"{len(gt)} frames): {label}", label=label)
-    print(json.dumps({"report": paths["markdown"], **results["Summary"]}, indent=1,
-                     default=str))
+    print(json.dumps(to_jsonable({"report": paths["markdown"], **results["Summary"]}), indent=1))
     return 0

@@ -1,7 +1,7 @@
 """Renders a fitted track back onto its crops, in batches, for overlay videos and PNGs."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional, Sequence
 
 import jax
 import numpy as np
@@ -13,16 +13,18 @@ from cpem_jax.viz.overlay_video import overlay_frame
 
 
 def overlay_frames(track: CoefficientTrack, crops: np.ndarray, model: FaceModel,
-                   config: FitConfig, render_fn=None, batch: int = 8) -> Iterator[np.ndarray]:
-    """Yields one overlay [S, 3S, 3] uint8 per frame (frames without a face: crop only)."""
+                   config: FitConfig, render_fn=None, batch: int = 8,
+                   indices: Optional[Sequence[int]] = None) -> Iterator[np.ndarray]:
+    """Yields one overlay [S, 3S, 3] uint8 per frame (or per frame of `indices`, in order);
+    frames without a face show the crop only."""
     if render_fn is None:
         from cpem_jax.render.face_renderer import render_face as render_fn
     camera = config.camera()
     render = jax.jit(lambda m, c: render_fn(m, c, camera))
     size = config.size
-    n = track.n_frames
-    for begin in range(0, n, batch):
-        idx = np.arange(begin, min(begin + batch, n))
+    order = np.arange(track.n_frames) if indices is None else np.asarray(indices, int)
+    for begin in range(0, len(order), batch):
+        idx = order[begin:begin + batch]
         padded = np.concatenate([idx, np.repeat(idx[-1:], batch - len(idx))])
         found = track.face_found[padded]
         safe = lambda a: np.nan_to_num(np.asarray(a[padded], np.float32))
