@@ -20,13 +20,20 @@ neighbour faces the other way on screen (fold), or whose neighbour is dropped (b
 plane, degenerate). Interior edges are never blended: across them the surface is continuous and
 interpolation already carries the gradient. Edge adjacency comes from `edge_neighbors`.
 
-Why this and not a soft rasterizer (SoftRas-style probability maps): it costs a few dense
-[B, H, W] operations after rasterization instead of per-pixel sums over nearby triangles, keeps
+Cost: only pixel pairs whose front triangle has a silhouette edge can blend (~0.5 % of the pairs
+for a face at 224 px). Those are marked with cheap dense [B, H, W] comparisons, compacted into a
+fixed-capacity list, and blended there; the custom VJP differentiates only that list (a few
+thousand gathers and scatter-adds instead of dense [B, H, W] arrays). When the list would
+overflow, the dense computation over every pair runs instead (same result, slower).
+
+Why this and not a soft rasterizer (SoftRas-style probability maps): it costs a pass over the
+silhouette pixels after rasterization instead of per-pixel sums over nearby triangles, keeps
 the image sharp (no blur parameter to tune, the render matches the hard render except at
 silhouette pixels), and its gradient is exactly the change of a box-filtered edge coverage.
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -146,9 +153,169 @@ def _blend_pairs(color, tri_id, depth, edges, slopes_a, slopes_b, flags, axis):
     return jnp.pad(delta_p, pad_p) + jnp.pad(delta_q, pad_q)
 
 
+# Default size of the compacted silhouette pair list, as a fraction of the 2 * B * H * W pixel
+# pairs (horizontal and vertical). The ICT face at 224 px has ~0.5 % candidate pairs (front
+# triangle with a silhouette edge); larger counts fall back to the dense path (same result).
+DEFAULT_PAIR_CAPACITY = 0.03
+
+
+def _silhouette_triangles(table):
+    """[B*F] bool: triangles with at least one silhouette edge (only they can blend)."""
+    flags = jax.lax.stop_gradient(table[..., 9:12])
+    return (jnp.max(flags, axis=-1) > 0.5).reshape(-1)
+
+
+def _pair_candidates(tri_id, depth, sil_tri):
+    """Pixel pairs that may blend: different triangles, the front one has a silhouette edge.
+
+    Args:
+      tri_id, depth: [B, H, W]; sil_tri: [B*F] bool from `_silhouette_triangles`.
+    Returns:
+      [2, B, H, W] bool: [0] pairs (p, p + 1 along x) and [1] pairs (p, p + 1 along y), marked
+      at p (the last column / row is never marked).
+    """
+    batch, height, width = tri_id.shape
+    n_tri = sil_tri.shape[0] // batch
+    rows = (jnp.clip(tri_id, 0, n_tri - 1)
+            + (jnp.arange(batch, dtype=jnp.int32) * n_tri)[:, None, None])
+    sil = sil_tri[rows] & (tri_id >= 0)
+    marks = []
+    for axis in (2, 1):
+        n = tri_id.shape[axis]
+        first = lambda a: jax.lax.slice_in_dim(a, 0, n - 1, axis=axis)    # noqa: E731
+        second = lambda a: jax.lax.slice_in_dim(a, 1, n, axis=axis)      # noqa: E731
+        id_p, id_q = first(tri_id), second(tri_id)
+        front_p = (id_p >= 0) & ((id_q < 0) | (first(depth) < second(depth)))
+        cand = (id_p != id_q) & jnp.where(front_p, first(sil), second(sil))
+        pad = [(0, 0)] * 3
+        pad[axis] = (0, 1)
+        marks.append(jnp.pad(cand, pad))
+    return jnp.stack(marks)
+
+
+def _antialias_sparse(flat, table, tri_id, depth, item):
+    """The blend of `_blend_pairs` on a compacted list of candidate pairs.
+
+    Args:
+      flat: [B*H*W, C] colour; table: [B, F, 12] `_silhouette_table`; tri_id, depth: [B, H, W];
+      item: [K] int32 indices into the flattened [2, B, H, W] `_pair_candidates` (2*B*H*W for
+        an unused slot); every candidate must be listed for the result to be exact.
+    Returns:
+      [B*H*W, C] the blended colour.
+    """
+    batch, height, width = tri_id.shape
+    n_pix = batch * height * width
+    n_tri = table.shape[1]
+    live = item < 2 * n_pix
+    vertical = item >= n_pix
+    p = jnp.where(live, item - jnp.where(vertical, n_pix, 0), 0)
+    q = jnp.where(live, p + jnp.where(vertical, width, 1), 0)
+    ids, dep = tri_id.reshape(-1), depth.reshape(-1)
+    id_p, id_q = ids[p], ids[q]
+    front_p = (id_p >= 0) & ((id_q < 0) | (dep[p] < dep[q]))
+    front = jnp.where(front_p, p, q)
+    front_id = jnp.where(front_p, id_p, id_q)
+    frame = front // (height * width)
+    row = jnp.clip(front_id, 0, n_tri - 1) + frame * n_tri
+    g = jnp.take(table.reshape(batch * n_tri, table.shape[-1]), row, axis=0).T
+    x = (front % width).astype(jnp.float32) + 0.5
+    y = ((front // width) % height).astype(jnp.float32) + 0.5
+    toward = jnp.where(front_p, 1.0, -1.0)
+    t = jnp.full(item.shape, 2.0)
+    for k in range(3):
+        a_f, b_f = g[k], g[3 + k]
+        e_f = a_f * (x - g[7]) + b_f * (y - g[8]) + (g[6] if k == 0 else 0.0)
+        e_o = e_f + toward * jnp.where(vertical, b_f, a_f)
+        steep = jnp.abs(a_f) >= jnp.abs(b_f)
+        facing_axis = jnp.where(vertical, ~steep, steep)
+        crossing = (g[9 + k] > 0.5) & facing_axis & (e_f >= 0) & (e_o < 0)
+        t_k = e_f / jnp.where(crossing, e_f - e_o, 1.0)
+        t = jnp.where(crossing & (t_k < t), t_k, t)
+    has = live & (id_p != id_q) & (t <= 1.0)
+    w_f = jnp.where(has & (t < 0.5), 0.5 - t, 0.0)
+    w_o = jnp.where(has & (t >= 0.5), t - 0.5, 0.0)
+    w_p = jnp.where(front_p, w_f, w_o)
+    w_q = jnp.where(front_p, w_o, w_f)
+    c_p, c_q = flat[p], flat[q]
+    target = jnp.where(jnp.concatenate([live, live]), jnp.concatenate([p, q]), n_pix)
+    delta = jnp.concatenate([w_p[:, None] * (c_q - c_p), w_q[:, None] * (c_p - c_q)])
+    return flat.at[target].add(delta, mode="drop")
+
+
+def _antialias_dense(chw, tri_id, depth, table):
+    """The blend over every pixel pair with dense [B, H, W] arrays; chw [C, B, H, W]."""
+    batch, height, width = tri_id.shape
+    g = gather_rows(table, tri_id)
+    x, y = pixel_centres(batch, height, width)
+    edges = [g[k] * (x - g[7]) + g[3 + k] * (y - g[8]) + (g[6] if k == 0 else 0.0)
+             for k in range(3)]
+    shape = (batch, height, width)
+    edges = [e.reshape(shape) for e in edges]
+    slopes_a = [g[k].reshape(shape) for k in range(3)]
+    slopes_b = [g[3 + k].reshape(shape) for k in range(3)]
+    flags = [g[9 + k].reshape(shape) for k in range(3)]
+    out = chw
+    for axis, size in ((2, width), (1, height)):
+        if size > 1:
+            out = out + _blend_pairs(chw, tri_id, depth, edges, slopes_a, slopes_b, flags, axis)
+    return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _blend(color, table, tri_id, depth, candidates, capacity):
+    """The silhouette blend of `color` [B, H, W, C], sparse when the candidate pairs fit.
+
+    Candidates (`_pair_candidates`, [2, B, H, W] bool) are compacted into a list of `capacity`
+    (static) slots; when there are more, the dense computation over all pairs runs instead (the
+    same result). The custom VJP runs only the chosen path's backward, so the sparse case never
+    materializes dense residuals.
+    """
+    return _blend_impl(color, table, tri_id, depth, candidates, capacity)[0]
+
+
+def _blend_impl(color, table, tri_id, depth, candidates, capacity):
+    """Returns the blend and a (fits, item list, sparse fn, dense fn) tuple for the VJP."""
+    batch, height, width, channels = color.shape
+    n_pix = batch * height * width
+    flat_candidates = candidates.reshape(-1)
+    fits = jnp.sum(flat_candidates, dtype=jnp.int32) <= capacity
+    (item,) = jnp.nonzero(flat_candidates, size=capacity, fill_value=2 * n_pix)
+
+    def sparse(c, t):
+        return _antialias_sparse(c.reshape(n_pix, channels), t, tri_id, depth,
+                                 item).reshape(c.shape)
+
+    def dense(c, t):
+        chw = _antialias_dense(jnp.moveaxis(c, -1, 0), tri_id, depth, t)
+        return jnp.moveaxis(chw, 0, -1)
+
+    out = jax.lax.cond(fits, sparse, dense, color, table)
+    return out, (fits, sparse, dense)
+
+
+def _blend_fwd(color, table, tri_id, depth, candidates, capacity):
+    out = _blend_impl(color, table, tri_id, depth, candidates, capacity)[0]
+    return out, (color, table, tri_id, depth, candidates)
+
+
+def _blend_bwd(capacity, residuals, cotangent):
+    color, table, tri_id, depth, candidates = residuals
+    _, (fits, sparse, dense) = _blend_impl(color, table, tri_id, depth, candidates, capacity)
+
+    def vjp_of(fn):
+        return lambda g: jax.vjp(fn, color, table)[1](g)
+
+    d_color, d_table = jax.lax.cond(fits, vjp_of(sparse), vjp_of(dense), cotangent)
+    return d_color, d_table, None, None, None
+
+
+_blend.defvjp(_blend_fwd, _blend_bwd)
+
+
 def antialias(color: jnp.ndarray, fragments: Fragments, verts: jnp.ndarray,
               triangles: jnp.ndarray, neighbors: Optional[jnp.ndarray] = None,
-              near: float = DEFAULT_NEAR) -> jnp.ndarray:
+              near: float = DEFAULT_NEAR,
+              pair_capacity: Optional[float] = DEFAULT_PAIR_CAPACITY) -> jnp.ndarray:
     """Blends colours across silhouette edges by their analytic pixel coverage.
 
     Args:
@@ -160,6 +327,11 @@ def antialias(color: jnp.ndarray, fragments: Fragments, verts: jnp.ndarray,
       neighbors: [F, 3] from `edge_neighbors(triangles)`; computed here when None (pass it to
         save a sort per call when the mesh is fixed).
       near: the rasterizer's near plane.
+      pair_capacity: (static) only pixel pairs whose front triangle has a silhouette edge can
+        blend; up to this fraction of the 2 * B * H * W pixel pairs are compacted into a list
+        and blended there, forward and backward (a custom VJP; reverse mode only). More
+        candidates than that fall back to the dense computation over all pairs, with the same
+        result. None: always the dense computation, plain jnp (forward mode works too).
     Returns:
       [B, H, W, C] float32, differentiable with respect to `color` and `verts`.
     """
@@ -174,19 +346,11 @@ def antialias(color: jnp.ndarray, fragments: Fragments, verts: jnp.ndarray,
     if neighbors is None:
         neighbors = edge_neighbors(triangles)
     table = _silhouette_table(jnp.asarray(verts, jnp.float32), triangles, neighbors, near)
-    g = gather_rows(table, tri_id)
-    x, y = pixel_centres(batch, height, width)
-    edges = [g[k] * (x - g[7]) + g[3 + k] * (y - g[8]) + (g[6] if k == 0 else 0.0)
-             for k in range(3)]
-    shape = (batch, height, width)
-    edges = [e.reshape(shape) for e in edges]
-    slopes_a = [g[k].reshape(shape) for k in range(3)]
-    slopes_b = [g[3 + k].reshape(shape) for k in range(3)]
-    flags = [g[9 + k].reshape(shape) for k in range(3)]
-    chw = jnp.moveaxis(color, -1, 0)
     depth = jax.lax.stop_gradient(fragments.depth)
-    out = chw
-    for axis, size in ((2, width), (1, height)):
-        if size > 1:
-            out = out + _blend_pairs(chw, tri_id, depth, edges, slopes_a, slopes_b, flags, axis)
-    return jnp.moveaxis(out, 0, -1)
+    if pair_capacity is None:
+        chw = _antialias_dense(jnp.moveaxis(color, -1, 0), tri_id, depth, table)
+        return jnp.moveaxis(chw, 0, -1)
+    n_pairs = 2 * batch * height * width
+    capacity = int(min(max(np.ceil(pair_capacity * n_pairs), 1), n_pairs))
+    candidates = _pair_candidates(tri_id, depth, _silhouette_triangles(table))
+    return _blend(color, table, tri_id, depth, candidates, capacity)

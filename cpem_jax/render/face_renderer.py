@@ -79,8 +79,8 @@ def render_face(model: FaceModel, coefficients: Coefficients, camera: Camera,
         scales the intrinsics (the same view, more or fewer pixels).
       background: [B, H, W, 3] or [3] colour behind the face; default black.
       neighbors: [F, 3] `edge_neighbors(model.triangles)`, to skip recomputing the topology.
-      frames_per_step: render the batch this many frames at a time (a `lax.map` loop; same
-        result, faster on CPU for large batches); None renders the whole batch at once.
+      frames_per_step: render the batch this many frames at a time (a `lax.map` loop, same
+        result, smaller working set); None (default) renders the whole batch at once.
     Returns:
       FaceRender with image [B, H, W, 3], mask [B, H, W], depth [B, H, W], landmarks [B, 68, 2].
     """

