@@ -39,5 +39,5 @@ def restore_latest(manager: ocp.CheckpointManager, state: TrainState) -> Optiona
         return None
     target = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, _saveable(state))
     restored = manager.restore(step, args=ocp.args.StandardRestore(target))
-    logging.info("resumed from checkpoint at step %d", step)
+    logging.info("restored the checkpoint of step %d", step)
     return state.replace(**restored)

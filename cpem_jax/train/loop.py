@@ -132,6 +132,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                       config.checkpoints_to_keep)
     state = checkpoint.restore_latest(manager, state) or state
     start_step = int(jax.device_get(state.step))
+    if start_step:
+        logging.info("resuming training at step %d of %d", start_step, config.total_steps)
 
     replicated = sharding.replicated(mesh)
     state = jax.device_put(state, replicated)
