@@ -27,6 +27,17 @@ def ict_model(tmp_path_factory):
     return ict.load_ict(zip_path, progress=False)
 
 
+@pytest.fixture(scope="session")
+def model():
+    """The default face model (CPEM_FACE_MODEL or the shared ICT archive, via the .npz cache)."""
+    from cpem_jax.face_model import load_face_model
+    from cpem_jax.face_model.registry import FaceModelNotFound
+    try:
+        return load_face_model()
+    except FaceModelNotFound as err:
+        pytest.skip(f"no face model: {err}")
+
+
 GRID = (85, 80)  # 6800 vertices: enough for ICT's narrow face area (6706).
 
 

@@ -9,16 +9,6 @@ NET_SIZE = 32   # the fake network's input size: exercises resizing and landmark
 
 
 @pytest.fixture(scope="module")
-def model():
-    from cpem_jax.face_model import load_face_model
-    from cpem_jax.face_model.registry import FaceModelNotFound
-    try:
-        return load_face_model()
-    except FaceModelNotFound as err:
-        pytest.skip(f"no face model: {err}")
-
-
-@pytest.fixture(scope="module")
 def split(model, tmp_path_factory):
     from cpem_jax.synthetic.generator import SynthConfig, generate_split
     path = tmp_path_factory.mktemp("synth_eval") / "test"

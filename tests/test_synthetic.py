@@ -10,16 +10,6 @@ from cpem_jax.synthetic import expressions, scene
 SIZE = 64
 
 
-@pytest.fixture(scope="module")
-def model():
-    from cpem_jax.face_model import load_face_model
-    from cpem_jax.face_model.registry import FaceModelNotFound
-    try:
-        return load_face_model()
-    except FaceModelNotFound as err:
-        pytest.skip(f"no face model: {err}")
-
-
 def _config(split, **kw):
     from cpem_jax.synthetic.generator import SynthConfig
     base = dict(n_clips=2, n_frames=3, image_size=SIZE, seed=3, split=split, batch_size=4)
