@@ -10,22 +10,15 @@ from typing import Dict
 
 import numpy as np
 
+from cpem_jax.geometry.rotation import euler_to_matrix
+
 AXES = ("pitch", "yaw", "roll")
 
 
 def euler_to_matrix_np(angles: np.ndarray) -> np.ndarray:
-    """angles [..., 3] (pitch, yaw, roll) radians -> R [..., 3, 3] float64 = Rz Ry Rx (numpy)."""
-    a = np.asarray(angles, np.float64)
-    c, s = np.cos(a), np.sin(a)
-    one, zero = np.ones_like(c[..., 0]), np.zeros_like(c[..., 0])
-
-    def mat(rows):
-        return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
-
-    rx = mat(((one, zero, zero), (zero, c[..., 0], -s[..., 0]), (zero, s[..., 0], c[..., 0])))
-    ry = mat(((c[..., 1], zero, s[..., 1]), (zero, one, zero), (-s[..., 1], zero, c[..., 1])))
-    rz = mat(((c[..., 2], -s[..., 2], zero), (s[..., 2], c[..., 2], zero), (zero, zero, one)))
-    return rz @ ry @ rx
+    """angles [..., 3] (pitch, yaw, roll) radians -> R [..., 3, 3] float64 = Rz Ry Rx (numpy),
+    the project's convention (cpem_jax.geometry.rotation) evaluated in float64."""
+    return euler_to_matrix(np.asarray(angles, np.float64), xp=np)
 
 
 def geodesic_angle_deg(r_pred: np.ndarray, r_true: np.ndarray) -> np.ndarray:

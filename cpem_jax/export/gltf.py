@@ -23,6 +23,7 @@ import numpy as np
 import pygltflib
 
 from cpem_jax.export.schema import FrameTrack
+from cpem_jax.geometry.mesh import vertex_normals
 
 CM_TO_M = 0.01
 ANIMATION_NAME = "cpem_retarget"
@@ -53,18 +54,6 @@ def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                      aw * bz + ax * by - ay * bx + az * bw,
                      aw * bw - ax * bx - ay * by - az * bz], axis=-1)
 
-
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """vertices [V, 3], triangles [F, 3] (counter-clockwise from the front) -> [V, 3] unit
-    area-weighted vertex normals (0 for vertices in no triangle)."""
-    v = np.asarray(vertices, np.float64)
-    a, b, c = (v[triangles[:, i]] for i in range(3))
-    face_normals = np.cross(b - a, c - a)
-    normals = np.zeros_like(v)
-    for i in range(3):
-        np.add.at(normals, triangles[:, i], face_normals)
-    length = np.linalg.norm(normals, axis=-1, keepdims=True)
-    return (normals / np.maximum(length, 1e-12)).astype(np.float32)
 
 
 class BinaryBuilder:
@@ -219,19 +208,23 @@ def write_glb(path: os.PathLike | str, vertices: np.ndarray, triangles: np.ndarr
     gltf = pygltflib.GLTF2(asset=pygltflib.Asset(generator="cpem-jax"))
     builder = BinaryBuilder(gltf)
     positions = (vertices * scale).astype(np.float32)
-    normals = vertex_normals(vertices, triangles)
+    normals = np.asarray(vertex_normals(vertices.astype(np.float32), triangles))
     attributes = pygltflib.Attributes(
         POSITION=builder.add_accessor(positions, "VEC3", pygltflib.ARRAY_BUFFER, min_max=True),
         NORMAL=builder.add_accessor(normals, "VEC3", pygltflib.ARRAY_BUFFER))
     indices = builder.add_accessor(triangles.reshape(-1).astype(np.uint32), "SCALAR",
                                    pygltflib.ELEMENT_ARRAY_BUFFER)
+    if target_normals and len(target_deltas):
+        # Every target's normals in one batched call: [K, V, 3] minus the neutral's.
+        target_normal_deltas = np.asarray(vertex_normals(
+            (vertices + target_deltas).astype(np.float32), triangles)) - normals
     targets: List[pygltflib.Attributes] = []
-    for deltas in target_deltas:
+    for k, deltas in enumerate(target_deltas):
         target = pygltflib.Attributes(POSITION=builder.add_accessor(
             (deltas * scale).astype(np.float32), "VEC3", pygltflib.ARRAY_BUFFER, min_max=True))
         if target_normals:
-            moved = vertex_normals(vertices + deltas, triangles)
-            target.NORMAL = builder.add_accessor(moved - normals, "VEC3", pygltflib.ARRAY_BUFFER)
+            target.NORMAL = builder.add_accessor(target_normal_deltas[k], "VEC3",
+                                                 pygltflib.ARRAY_BUFFER)
         targets.append(target)
     gltf.materials.append(pygltflib.Material(
         name="skin", pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(

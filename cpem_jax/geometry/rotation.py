@@ -10,25 +10,28 @@ view), positive roll tilts the top of the head toward -x (the subject's right).
 import jax.numpy as jnp
 
 
-def _axis_rotation(c: jnp.ndarray, s: jnp.ndarray, axis: int) -> jnp.ndarray:
+def _axis_rotation(c, s, axis: int, xp=jnp):
     """Rotation by an angle (given as cos c, sin s [...]) about one axis -> [..., 3, 3]."""
-    one = jnp.ones_like(c)
-    zero = jnp.zeros_like(c)
+    one = xp.ones_like(c)
+    zero = xp.zeros_like(c)
     if axis == 0:
         rows = ((one, zero, zero), (zero, c, -s), (zero, s, c))
     elif axis == 1:
         rows = ((c, zero, s), (zero, one, zero), (-s, zero, c))
     else:
         rows = ((c, -s, zero), (s, c, zero), (zero, zero, one))
-    return jnp.stack([jnp.stack(r, axis=-1) for r in rows], axis=-2)
+    return xp.stack([xp.stack(r, axis=-1) for r in rows], axis=-2)
 
 
-def euler_to_matrix(angles: jnp.ndarray) -> jnp.ndarray:
-    """angles [..., 3] (pitch, yaw, roll) radians -> R [..., 3, 3] = Rz(roll) Ry(yaw) Rx(pitch)."""
-    c, s = jnp.cos(angles), jnp.sin(angles)
-    rx = _axis_rotation(c[..., 0], s[..., 0], 0)
-    ry = _axis_rotation(c[..., 1], s[..., 1], 1)
-    rz = _axis_rotation(c[..., 2], s[..., 2], 2)
+def euler_to_matrix(angles, xp=jnp):
+    """angles [..., 3] (pitch, yaw, roll) radians -> R [..., 3, 3] = Rz(roll) Ry(yaw) Rx(pitch).
+
+    `xp=numpy` evaluates the same formula in numpy (e.g. float64 for evaluation metrics).
+    """
+    c, s = xp.cos(angles), xp.sin(angles)
+    rx = _axis_rotation(c[..., 0], s[..., 0], 0, xp)
+    ry = _axis_rotation(c[..., 1], s[..., 1], 1, xp)
+    rz = _axis_rotation(c[..., 2], s[..., 2], 2, xp)
     return rz @ ry @ rx
 
 
