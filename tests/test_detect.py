@@ -17,22 +17,17 @@ from cpem_jax.detect import (
     FaceLandmarker,
     FaceObservation,
     FaceTracker,
-    SquareSmoother,
     apply_affine,
     box_iou,
     crop_affine,
     crop_face,
-    crop_squares_for_track,
     invert_affine,
     observe_image,
-    paste_crop,
     rank_faces,
     select_face,
     smooth_squares,
     square_from_landmarks,
-    stack_observations,
     track_faces,
-    unstack_observations,
 )
 from cpem_jax.detect.tracking import (
     box_from_landmarks,
@@ -137,18 +132,6 @@ def test_detections_validate_shapes():
     with pytest.raises(ValueError, match="disagree on the face count"):
         Detections(np.zeros((2, 4)), np.zeros((1, 68, 2)), np.zeros(1))
     assert len(Detections.empty()) == 0
-
-
-def test_observations_stack_round_trip():
-    found = FaceObservation(3, 0.12, True, np.arange(4, dtype=np.float32),
-                            landmarks_in([0, 0, 10, 10]), 1.5)
-    missing = FaceObservation.missing(4, 0.16)
-    arrays = stack_observations([found, missing])
-    assert arrays["landmarks"].shape == (2, 68, 2) and arrays["found"].tolist() == [True, False]
-    back = unstack_observations(arrays)
-    assert back[0].frame_index == 3 and back[0].found and back[0].score == 1.5
-    np.testing.assert_array_equal(back[0].landmarks, found.landmarks)
-    assert not back[1].found and np.isnan(back[1].landmarks).all()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,21 +263,13 @@ def test_crop_puts_image_content_where_the_affine_says(side):
                                atol=1e-4)
 
 
-def test_crop_marks_a_dot_at_its_landmark_and_pastes_back():
+def test_crop_marks_a_dot_at_its_landmark():
     image = np.zeros((200, 300, 3), np.uint8)
     image[120, 80] = 255  # pixel centre (80.5, 120.5)
     square = np.array([90.0, 110.0, 56.0])  # 56 px -> 224: 4x upscaling
     crop = crop_face(image, square, np.full((68, 2), [80.5, 120.5]), CropConfig(size=224))
     peak = np.unravel_index(np.argmax(crop.image[..., 0]), crop.image.shape[:2])
     np.testing.assert_allclose(np.array(peak[::-1]) + 0.5, crop.landmarks[0], atol=1.01)
-    # Pasting back inverts the crop: a block survives the round trip, nothing appears elsewhere.
-    image[100:110, 70:80] = 200
-    crop = crop_face(image, square, config=CropConfig(size=224))
-    pasted, coverage = paste_crop(crop.image, crop.affine, (300, 200))
-    assert pasted.shape == (200, 300, 3) and coverage.shape == (200, 300)
-    assert coverage[110, 90] == pytest.approx(1.0) and coverage[10, 290] == 0.0
-    assert np.abs(pasted[101:109, 71:79].astype(int) - 200).max() <= 2
-    assert pasted[:95].max() == 0 and pasted[:, :65].max() == 0 and pasted[:, 130:].max() == 0
 
 
 def test_crop_outside_image_is_filled_by_border_mode():
@@ -330,22 +305,56 @@ def test_smooth_squares_reduces_jitter_and_fills_gaps():
         smooth_squares(truth, np.zeros(40, bool), 1.0)
 
 
-def test_square_smoother_online():
-    smoother = SquareSmoother(alpha=0.5)
-    assert smoother.update(None) is None
-    np.testing.assert_allclose(smoother.update(np.array([10.0, 10.0, 10.0])), [10, 10, 10])
-    np.testing.assert_allclose(smoother.update(np.array([20.0, 10.0, 10.0])), [15, 10, 10])
-    np.testing.assert_allclose(smoother.update(np.full(3, np.nan)), [15, 10, 10])
+class CountingSource:
+    """A frame source over scripted frames that counts how often it is iterated."""
+
+    def __init__(self, n):
+        self.n, self.fps, self.expected_count, self.passes = n, 25.0, n, 0
+
+    def __iter__(self):
+        from cpem_jax.io.frames import Frame
+        self.passes += 1
+        for t, timestamp, image in scripted_frames(self.n):
+            image[100:140, 200:260] = 90 + 10 * t  # Something to see in the crops.
+            yield Frame(t, timestamp, image)
 
 
-def test_crop_squares_for_track_handles_missing_frames():
-    observations = [FaceObservation(t, t / 25, True, np.zeros(4, np.float32),
-                                    landmarks_in([100 + t, 100, 200 + t, 200]), 1.0)
-                    for t in range(5)]
-    observations[2] = FaceObservation.missing(2, 2 / 25)
-    squares = crop_squares_for_track(observations, CropConfig(smooth_sigma=0.0))
-    assert squares.shape == (5, 3) and np.isfinite(squares).all()
-    assert squares[3, 0] == pytest.approx(153.0)
+def test_detect_and_crop_decodes_once_and_matches_whole_track_smoothing(monkeypatch):
+    from cpem_jax.detect import pipeline
+    n, sigma = 12, 1.0
+    script = [[face_box(200 + 4 * t, 150, 100 + 2 * t)] for t in range(n)]
+    script[5] = []  # No face in frame 5.
+    source = CountingSource(n)
+    monkeypatch.setattr(pipeline, "open_frames", lambda spec, max_frames=None: source)
+    config = CropConfig(size=64, smooth_sigma=sigma)
+    tracked = pipeline.detect_and_crop("scripted", ScriptedLandmarker(script), config,
+                                       progress=False)
+    assert source.passes == 1
+    assert tracked.crops.shape == (n, 64, 64, 3) and tracked.found.tolist() == [
+        t != 5 for t in range(n)]
+    # Each face crop uses the square a second pass over the whole track would smooth.
+    landmarks = np.stack([o.landmarks for o in tracked.observations])
+    whole = smooth_squares(square_from_landmarks(landmarks, config), tracked.found, sigma)
+    frames = list(scripted_frames(n))
+    for t in np.flatnonzero(tracked.found):
+        np.testing.assert_allclose(tracked.affines[t], crop_affine(whole[t], 64))
+        image = frames[t][2]
+        image[100:140, 200:260] = 90 + 10 * t
+        np.testing.assert_array_equal(tracked.crops[t], crop_face(image, whole[t],
+                                                                   config=config).image)
+    np.testing.assert_allclose(tracked.crop_landmarks()[0],
+                               apply_affine(tracked.affines[0], landmarks[0]), atol=1e-4)
+    # The frame without a face holds its whole image, letterboxed: 640 x 480 -> 64 x 48.
+    np.testing.assert_allclose(tracked.affines[5], [[0.1, 0, 0], [0, 0.1, 8]])
+    assert tracked.crops[5][:8].max() == 0 and tracked.crops[5][19:21, 21:25].min() > 0
+
+
+def test_detect_and_crop_without_any_face_is_a_clear_error(monkeypatch):
+    from cpem_jax.detect import pipeline
+    monkeypatch.setattr(pipeline, "open_frames", lambda spec, max_frames=None: CountingSource(3))
+    with pytest.raises(pipeline.NoFaceError, match="no face found in any of the 3 frames"):
+        pipeline.detect_and_crop("scripted", ScriptedLandmarker([[], [], []]), CropConfig(),
+                                 progress=False)
 
 
 def test_crop_config_validates():

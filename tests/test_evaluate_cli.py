@@ -94,7 +94,7 @@ def test_known_offsets_give_the_expected_errors(model, split):
 
 def test_cli_checkpoint_writes_report(model, split, tmp_path, monkeypatch, capsys):
     from cpem_jax.cli.main import main
-    from cpem_jax.inference import predictor as predictor_lib
+    from cpem_jax.estimation import network as predictor_lib
     path, gt = split
     workdir = tmp_path / "run"
     workdir.mkdir()
@@ -115,21 +115,23 @@ def test_cli_checkpoint_writes_report(model, split, tmp_path, monkeypatch, capsy
 
 def test_cli_fit_result_of_one_clip(model, split, tmp_path):
     from cpem_jax.cli.main import main
-    from cpem_jax.export.coefficients import CoefficientTrack
+    from cpem_jax.estimation import VideoEstimate
+    from cpem_jax.export.coefficients import save_coefficients
+    from cpem_jax.geometry.camera import crop_camera
     path, gt = split
     rows = gt.clip_rows()[1]
     n = len(rows)
     x = gt.expression[rows]
-    track = CoefficientTrack(
+    track = VideoEstimate(
         frame_index=np.arange(n), timestamp_s=np.arange(n) / 25.0, face_found=np.ones(n, bool),
         expression=np.where(x > 0.8, x - 0.1, x), rotation=gt.rotation[rows],
         translation=gt.translation[rows], lighting=gt.lighting[rows],
-        identity=np.repeat(gt.identity[rows[:1]], n, axis=0), albedo=gt.albedo[rows],
-        crop_affine=np.zeros((n, 2, 3)), landmarks_detected=gt.landmarks[rows],
-        landmarks_fitted=gt.landmarks[rows], unit_names=gt.unit_names, fps=25.0,
-        crop_size=SIZE, focal_px=gt.focal_px, distance_cm=gt.distance_cm,
-        face_model=gt.face_model, method="fit")
-    npz, _ = track.save(str(tmp_path / "fit" / "coefficients"))
+        identity=gt.identity[rows[0]], albedo=gt.albedo[rows[0]],
+        crop_affine=np.tile(np.eye(2, 3)[None], (n, 1, 1)),
+        landmarks_detected=gt.landmarks[rows], landmarks_fitted=gt.landmarks[rows],
+        camera=crop_camera(SIZE, gt.focal_px / SIZE, gt.distance_cm), unit_names=gt.unit_names,
+        fps=25.0, face_model=gt.face_model, method="fit")
+    npz, _ = save_coefficients(track, str(tmp_path / "fit" / "coefficients"))
     out = tmp_path / "report"
     assert main(["evaluate", "--fit-result", npz, "--clip", gt.person_id[rows[0]],
                  "--data", path, "--out", str(out)]) == 0

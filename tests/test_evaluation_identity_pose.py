@@ -52,11 +52,19 @@ def test_consistent_identity_scores_lower_than_drifting():
 
 
 def test_identities_from_tracks_masks_no_face_frames():
-    class Track:
-        identity = np.ones((3, 2))
-        face_found = np.array([True, False, True])
-
-    out = identity.identities_from_tracks([Track()])
+    from cpem_jax.estimation import VideoEstimate
+    from cpem_jax.geometry.camera import crop_camera
+    found = np.array([True, False, True])
+    track = VideoEstimate(
+        frame_index=np.arange(3), timestamp_s=np.arange(3) / 25.0, face_found=found,
+        crop_affine=np.tile(np.eye(2, 3)[None], (3, 1, 1)),
+        landmarks_detected=np.zeros((3, 68, 2)), identity=np.ones(2), albedo=np.zeros(1),
+        expression=np.zeros((2, 1)), rotation=np.zeros((2, 3)), translation=np.zeros((2, 3)),
+        lighting=np.zeros((2, 3, 9)), landmarks_fitted=np.zeros((2, 68, 2)),
+        camera=crop_camera(32), unit_names=("a",), fps=25.0, face_model="m", method="net",
+        frame_identity=np.array([[1.0, 2.0], [3.0, 4.0]]))
+    out = identity.identities_from_tracks([track])
+    np.testing.assert_array_equal(out[0][[0, 2]], [[1.0, 2.0], [3.0, 4.0]])
     assert np.isnan(out[0][1]).all() and np.isfinite(out[0][[0, 2]]).all()
 
 

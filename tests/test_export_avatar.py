@@ -1,22 +1,33 @@
-"""Retargeting onto a small avatar .glb built by the test."""
+"""Avatars: retargeting onto a small .glb built by the test, and reading it into a MorphMesh."""
 import numpy as np
 import pygltflib
 import pytest
 
-from cpem_jax.export.avatar import AvatarError, retarget_avatar
-from cpem_jax.export.gltf import euler_to_quaternion, quaternion_multiply, write_glb
+from cpem_jax.export import AvatarError, load_avatar, load_morph_mesh, retarget_avatar
+from cpem_jax.export.gltf import write_glb
+from cpem_jax.export.gltf_io import (AccessorReader, BinaryBuilder, euler_to_quaternion,
+                                     quaternion_multiply)
 from cpem_jax.export.schema import FrameTrack
 
 ICT_SUBSET = ("browInnerUp_L", "browInnerUp_R", "eyeBlink_L", "eyeBlink_R", "jawOpen",
               "mouthSmile_L")
+QUAD = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], np.float32)
+QUAD_TRIANGLES = np.array([[0, 1, 2], [0, 2, 3]], np.int32)
+
+
+def quad_avatar(path, names=("jawOpen", "eyeBlinkLeft", "other")):
+    """A unit quad (write_glb scales by 0.01: cm -> m) with one delta per target; returns the
+    deltas [T, 4, 3] in metres."""
+    deltas = np.zeros((len(names), 4, 3), np.float32)
+    for t in range(len(names)):
+        deltas[t, t % 4, 2] = 1.0 + t  # target t pushes vertex t % 4 along +z
+    write_glb(path, QUAD * 100, QUAD_TRIANGLES, deltas * 100, names)
+    return deltas
 
 
 def build_avatar(path, target_names=("jawOpen", "EyeBlink_L", "customThing")):
-    """Two triangles with len(target_names) morph targets, plus a 'Head' parent node."""
-    vertices = np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 10, 0]], np.float32)
-    triangles = np.array([[0, 1, 2], [0, 2, 3]], np.int32)
-    deltas = np.random.default_rng(0).normal(size=(len(target_names), 4, 3)).astype(np.float32)
-    write_glb(path, vertices, triangles, deltas, target_names)
+    """The quad with len(target_names) morph targets, plus a 'Head' parent node."""
+    quad_avatar(path, target_names)
     gltf = pygltflib.GLTF2().load(str(path))
     gltf.nodes.append(pygltflib.Node(name="Head", children=[0], rotation=[0, 0, 0.6, 0.8]))
     gltf.scenes[0].nodes = [1]
@@ -30,21 +41,12 @@ def track(n=6):
                                      ICT_SUBSET, fps=30.0)
 
 
-def read_accessor(gltf, index):
-    """A float accessor's data -> [count, n] (tightly packed views, as our writer makes)."""
-    accessor = gltf.accessors[index]
-    view = gltf.bufferViews[accessor.bufferView]
-    n = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[accessor.type]
-    start = (view.byteOffset or 0) + (accessor.byteOffset or 0)
-    data = gltf.binary_blob()[start:start + accessor.count * n * 4]
-    return np.frombuffer(data, np.float32).reshape(accessor.count, n)
-
-
 def weights_of(gltf, animation, node):
+    """The weights channel of `animation` on `node` -> [keys * T] float32."""
     for channel in animation.channels:
         if channel.target.path == "weights" and channel.target.node == node:
             sampler = animation.samplers[channel.sampler]
-            return read_accessor(gltf, sampler.output)[:, 0]
+            return AccessorReader(gltf, ".").read(sampler.output)[:, 0]
     raise AssertionError("no weights channel")
 
 
@@ -72,7 +74,7 @@ def test_name_matching_and_report(tmp_path):
     np.testing.assert_allclose(weights[:, 2], 0)
     rotation = [c for c in animation.channels if c.target.path == "rotation"][0]
     assert rotation.target.node == 1
-    quats = read_accessor(gltf, animation.samplers[rotation.sampler].output)
+    quats = AccessorReader(gltf, ".").read(animation.samplers[rotation.sampler].output)
     head = euler_to_quaternion(t.rotation[:1])[0]
     rest = np.array([0, 0, 0.6, 0.8])
     np.testing.assert_allclose(quats[0], quaternion_multiply(rest, head), atol=1e-6)
@@ -124,3 +126,139 @@ def test_avatar_errors(tmp_path):
     build_avatar(avatar)
     with pytest.raises(AvatarError, match="no node named"):
         retarget_avatar(avatar, track(), tmp_path / "x.glb", head_node="Neck")
+
+
+def external_bin_avatar(tmp_path, uri="0.bin", file_name="0.bin"):
+    """avatar.glb, and the same avatar as avatar.gltf whose buffer is the file `file_name`, named
+    `uri` in the JSON -> (glb path, gltf path, bin path)."""
+    glb = tmp_path / "avatar.glb"
+    build_avatar(glb)
+    gltf = pygltflib.GLTF2().load(str(glb))
+    bin_path = tmp_path / file_name
+    bin_path.write_bytes(gltf.binary_blob())
+    gltf.buffers[0].uri = uri
+    gltf.save_json(str(tmp_path / "avatar.gltf"))
+    return glb, tmp_path / "avatar.gltf", bin_path
+
+
+@pytest.mark.parametrize("uri, file_name", [("0.bin", "0.bin"),
+                                            ("my%20avatar.bin", "my avatar.bin")])
+def test_gltf_with_external_bin_retargets_into_one_glb(tmp_path, uri, file_name):
+    glb, gltf_path, bin_path = external_bin_avatar(tmp_path, uri, file_name)
+    out = tmp_path / "out" / "animated.glb"
+    report = retarget_avatar(gltf_path, track(), out)
+    assert [m.target for m in report.matched] == ["jawOpen", "EyeBlink_L"]
+    bin_path.unlink()  # the output carries the buffer itself
+    result = pygltflib.GLTF2().load(str(out))
+    assert len(result.buffers) == 1 and result.buffers[0].uri is None
+    np.testing.assert_allclose(load_morph_mesh(out).vertices, load_morph_mesh(glb).vertices)
+
+
+def test_external_bin_missing_or_short_is_refused_before_writing(tmp_path):
+    _, gltf_path, bin_path = external_bin_avatar(tmp_path)
+    out = tmp_path / "out.glb"
+    data = bin_path.read_bytes()
+    bin_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AvatarError, match="buffer 0 holds .* bytes but declares"):
+        retarget_avatar(gltf_path, track(), out)
+    bin_path.unlink()
+    with pytest.raises(AvatarError, match=r"avatar.gltf: buffer 0's file .*0.bin' is missing; "
+                                          r"keep the .bin next to the .gltf"):
+        retarget_avatar(gltf_path, track(), out)
+    with pytest.raises(AvatarError, match="is missing"):
+        load_morph_mesh(gltf_path)
+    assert not out.exists()  # refused at load, before anything was written
+
+
+def test_glb_cut_short_is_refused(tmp_path):
+    avatar = tmp_path / "avatar.glb"
+    build_avatar(avatar)
+    data = avatar.read_bytes()
+    cut = tmp_path / "cut.glb"
+    cut.write_bytes(data[: len(data) - 200])
+    with pytest.raises(AvatarError, match="cut.glb: buffer 0 holds .* bytes but declares .* cut "
+                                          "short"):
+        load_avatar(cut)
+
+
+# ---------------------------------------------------------------- load_morph_mesh
+
+
+def test_node_transforms_apply_to_positions_and_deltas(tmp_path):
+    path = tmp_path / "a.glb"
+    deltas = quad_avatar(path)
+    gltf = pygltflib.GLTF2.load(str(path))
+    # Child: scale 2 and a quarter turn about +z; parent: a translation.
+    s = np.sqrt(0.5)
+    gltf.nodes[0].scale = [2, 2, 2]
+    gltf.nodes[0].rotation = [0, 0, s, s]
+    gltf.nodes.append(pygltflib.Node(name="Root", children=[0], translation=[5, 0, 0]))
+    gltf.scenes[0].nodes = [1]
+    gltf.save_binary(str(path))
+
+    mesh = load_morph_mesh(path)
+    turn = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]], np.float32)  # +90 deg about z
+    np.testing.assert_allclose(mesh.vertices, 2 * QUAD @ turn.T + [5, 0, 0], atol=1e-5)
+    np.testing.assert_allclose(mesh.deltas, 2 * deltas @ turn.T, atol=1e-5)  # no translation
+    assert mesh.target_keys == (("face", "jawOpen"), ("face", "eyeBlinkLeft"), ("face", "other"))
+    np.testing.assert_array_equal(mesh.triangles, QUAD_TRIANGLES)
+    posed = mesh.posed(np.array([[1.0, 0.0, 0.5]]))
+    np.testing.assert_allclose(posed[0], mesh.vertices + mesh.deltas[0] + 0.5 * mesh.deltas[2],
+                               atol=1e-6)
+
+
+def sparse_quad_gltf(indices):
+    """The quad, placed twice, with one target stored as a sparse accessor (vertex 2 moves 3 m
+    along +z); `indices` [6] are its triangle vertex ids."""
+    gltf = pygltflib.GLTF2()
+    builder = BinaryBuilder(gltf)
+    position = builder.add_accessor(QUAD, "VEC3", pygltflib.ARRAY_BUFFER, min_max=True)
+    triangles = builder.add_accessor(np.asarray(indices, np.uint32), "SCALAR")
+    sparse_ids = builder.add_view(np.array([2], np.uint32))
+    sparse_values = builder.add_view(np.array([[0, 0, 3]], np.float32))
+    gltf.accessors.append(pygltflib.Accessor(
+        componentType=pygltflib.FLOAT, count=4, type="VEC3",
+        sparse=pygltflib.Sparse(count=1, indices=pygltflib.AccessorSparseIndices(
+            bufferView=sparse_ids, componentType=pygltflib.UNSIGNED_INT),
+            values=pygltflib.AccessorSparseValues(bufferView=sparse_values))))
+    target = len(gltf.accessors) - 1
+    gltf.meshes.append(pygltflib.Mesh(name="m", extras={"targetNames": ["jawOpen"]},
+                                      weights=[0.25], primitives=[pygltflib.Primitive(
+                                          attributes=pygltflib.Attributes(POSITION=position),
+                                          indices=triangles, targets=[{"POSITION": target}])]))
+    gltf.nodes += [pygltflib.Node(mesh=0), pygltflib.Node(mesh=0, translation=[0, 0, -1])]
+    gltf.scenes.append(pygltflib.Scene(nodes=[0, 1]))
+    gltf.scene = 0
+    builder.finish_as_blob()
+    return gltf
+
+
+def test_sparse_target_and_two_nodes(tmp_path):
+    """A target stored as a sparse accessor; the mesh placed twice (targets shared)."""
+    path = tmp_path / "sparse.glb"
+    sparse_quad_gltf(QUAD_TRIANGLES.reshape(-1)).save_binary(str(path))
+
+    mesh = load_morph_mesh(path)
+    assert mesh.vertices.shape == (8, 3) and mesh.triangles.shape == (4, 3)
+    assert mesh.target_keys == (("m", "jawOpen"),)
+    np.testing.assert_allclose(mesh.default_weights, [0.25])
+    expected = np.zeros((4, 3))
+    expected[2, 2] = 3
+    np.testing.assert_allclose(mesh.deltas[0], np.concatenate([expected, expected]))
+    np.testing.assert_allclose(mesh.vertices[4:], QUAD + [0, 0, -1])
+    assert mesh.triangles.max() == 7
+
+
+def test_triangle_ids_past_their_primitive_are_refused(tmp_path):
+    # Id 5 exists in the scene (the quad is placed twice) but not in the primitive's 4 vertices.
+    path = tmp_path / "bad_ids.glb"
+    sparse_quad_gltf([0, 1, 2, 0, 2, 5]).save_binary(str(path))
+    with pytest.raises(AvatarError, match="bad_ids.glb: mesh 'm' has triangle indices past its 4"):
+        load_morph_mesh(path)
+
+
+def test_unreadable_avatar_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.glb"
+    path.write_bytes(b"not a gltf at all")
+    with pytest.raises(AvatarError, match="glTF"):
+        load_morph_mesh(path)

@@ -1,32 +1,13 @@
-"""The .glb writer, read back with pygltflib."""
+"""The .glb writer and the glTF data helpers (gltf_io), read back with pygltflib."""
 import numpy as np
 import pygltflib
 import pytest
 
-from cpem_jax.export.gltf import euler_to_quaternion, quaternion_multiply, write_glb
+from cpem_jax.export.gltf import write_glb
+from cpem_jax.export.gltf_io import (TYPE_WIDTHS, AccessorReader, BinaryBuilder, GltfError,
+                                     euler_to_quaternion, node_matrix, quaternion_multiply,
+                                     quaternion_to_matrix, world_matrices)
 from cpem_jax.export.schema import FrameTrack
-
-COMPONENTS = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}
-DTYPES = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_INT: np.uint32}
-
-
-def read_accessor(gltf, index):
-    """An accessor's data -> [count, n] array (tightly packed bufferViews only)."""
-    accessor = gltf.accessors[index]
-    view = gltf.bufferViews[accessor.bufferView]
-    dtype = DTYPES[accessor.componentType]
-    n = COMPONENTS[accessor.type]
-    start = (view.byteOffset or 0) + (accessor.byteOffset or 0)
-    data = gltf.binary_blob()[start:start + accessor.count * n * np.dtype(dtype).itemsize]
-    return np.frombuffer(data, dtype).reshape(accessor.count, n)
-
-
-def quat_to_matrix(q):
-    x, y, z, w = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def tiny_mesh():
@@ -53,6 +34,7 @@ def test_glb_written_and_read_back(tmp_path):
     path = tmp_path / "face.glb"
     write_glb(path, vertices, triangles, deltas, names, track)
     gltf = pygltflib.GLTF2().load(str(path))
+    read_accessor = AccessorReader(gltf, str(tmp_path)).read
     assert gltf.asset.version == "2.0"
     blob = gltf.binary_blob()
     assert gltf.buffers[0].byteLength == len(blob)
@@ -60,7 +42,7 @@ def test_glb_written_and_read_back(tmp_path):
         assert view.byteOffset % 4 == 0 and view.byteOffset + view.byteLength <= len(blob)
     for accessor in gltf.accessors:
         view = gltf.bufferViews[accessor.bufferView]
-        size = accessor.count * COMPONENTS[accessor.type] * 4
+        size = accessor.count * TYPE_WIDTHS[accessor.type] * 4
         assert (accessor.byteOffset or 0) + size <= view.byteLength
 
     mesh = gltf.meshes[0]
@@ -68,27 +50,28 @@ def test_glb_written_and_read_back(tmp_path):
     primitive = mesh.primitives[0]
     assert len(primitive.targets) == 3 and len(mesh.weights) == 3
     position = gltf.accessors[primitive.attributes.POSITION]
-    np.testing.assert_allclose(read_accessor(gltf, primitive.attributes.POSITION),
+    np.testing.assert_allclose(read_accessor(primitive.attributes.POSITION),
                                vertices * 0.01, atol=1e-7)
     np.testing.assert_allclose(position.max, [0.1, 0.1, 0.0], atol=1e-7)
-    assert read_accessor(gltf, primitive.indices).reshape(-1, 3).tolist() == triangles.tolist()
+    indices = read_accessor(primitive.indices)
+    assert indices.dtype == np.uint32 and indices.reshape(-1, 3).tolist() == triangles.tolist()
     for k, target in enumerate(primitive.targets):
         t_pos = target["POSITION"] if isinstance(target, dict) else target.POSITION
-        np.testing.assert_allclose(read_accessor(gltf, t_pos), deltas[k] * 0.01, atol=1e-7)
+        np.testing.assert_allclose(read_accessor(t_pos), deltas[k] * 0.01, atol=1e-7)
         assert gltf.accessors[t_pos].min is not None and len(gltf.accessors[t_pos].max) == 3
 
     animation = gltf.animations[0]
     paths = {c.target.path: c for c in animation.channels}
     assert set(paths) == {"weights", "rotation"}
     weights_sampler = animation.samplers[paths["weights"].sampler]
-    times = read_accessor(gltf, weights_sampler.input)[:, 0]
+    times = read_accessor(weights_sampler.input)[:, 0]
     np.testing.assert_allclose(times, np.arange(7) / 24.0, atol=1e-6)
     assert gltf.accessors[weights_sampler.input].max[0] == pytest.approx(6 / 24.0)
     assert weights_sampler.interpolation == "LINEAR"
-    weights = read_accessor(gltf, weights_sampler.output).reshape(7, 3)
+    weights = read_accessor(weights_sampler.output).reshape(7, 3)
     expected = track.expression[:, [2, 3, 0]]  # by name: jawOpen, eyeBlink_L, cheekPuff_R
     np.testing.assert_allclose(weights, expected, atol=1e-7)
-    quats = read_accessor(gltf, animation.samplers[paths["rotation"].sampler].output)
+    quats = read_accessor(animation.samplers[paths["rotation"].sampler].output)
     assert quats.shape == (7, 4)
     np.testing.assert_allclose(np.linalg.norm(quats, axis=-1), 1.0, atol=1e-6)
 
@@ -97,11 +80,14 @@ def test_quaternions_match_the_geometry_euler_convention():
     rotation = pytest.importorskip("cpem_jax.geometry.rotation")
     angles = np.random.default_rng(1).uniform(-1.2, 1.2, size=(5, 3))
     expected = np.asarray(rotation.euler_to_matrix(angles.astype(np.float32)))
-    for q, r in zip(euler_to_quaternion(angles), expected):
-        np.testing.assert_allclose(quat_to_matrix(q), r, atol=1e-5)
-    a, b = euler_to_quaternion(angles[:2])
-    np.testing.assert_allclose(quat_to_matrix(quaternion_multiply(a, b)),
-                               quat_to_matrix(a) @ quat_to_matrix(b), atol=1e-6)
+    quats = euler_to_quaternion(angles)
+    np.testing.assert_allclose(quaternion_to_matrix(quats), expected, atol=1e-5)  # batched
+    for q, r in zip(quats, expected):
+        np.testing.assert_allclose(quaternion_to_matrix(q), r, atol=1e-5)
+        np.testing.assert_allclose(quaternion_to_matrix(3.0 * q), r, atol=1e-5)  # normalised
+    a, b = quats[:2]
+    np.testing.assert_allclose(quaternion_to_matrix(quaternion_multiply(a, b)),
+                               quaternion_to_matrix(a) @ quaternion_to_matrix(b), atol=1e-6)
 
 
 def test_static_mesh_without_track_and_bad_input(tmp_path):
@@ -114,3 +100,43 @@ def test_static_mesh_without_track_and_bad_input(tmp_path):
         write_glb(path, vertices, triangles, np.moveaxis(deltas, 0, -1), names)
     with pytest.raises(ValueError, match="no units named"):
         write_glb(path, vertices, triangles, deltas, ("a", "b", "c"), tiny_track())
+
+
+def test_node_matrices_trs_matrix_and_parents():
+    s = np.sqrt(0.5)
+    child = pygltflib.Node(translation=[1, 2, 3], rotation=[0, 0, s, s], scale=[2, 2, 2])
+    local = node_matrix(child)
+    turn = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]])  # +90 degrees about z
+    np.testing.assert_allclose(local[:3, :3], 2 * turn, atol=1e-12)
+    np.testing.assert_allclose(local[:3, 3], [1, 2, 3])
+    # glTF matrices are column-major: the translation is in elements 12..14.
+    parent = pygltflib.Node(matrix=[1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 5, 0, 0, 1], children=[0])
+    gltf = pygltflib.GLTF2(nodes=[child, parent, pygltflib.Node(name="elsewhere")],
+                           scenes=[pygltflib.Scene(nodes=[1])], scene=0)
+    world = world_matrices(gltf)
+    assert set(world) == {0, 1}  # the default scene's nodes only
+    np.testing.assert_allclose(world[1][:3, 3], [5, 0, 0])
+    np.testing.assert_allclose(world[0] @ [1, 0, 0, 1], [6, 4, 3, 1], atol=1e-12)
+
+
+def test_reader_decodes_strides_normalized_integers_and_rejects_overruns():
+    gltf = pygltflib.GLTF2()
+    builder = BinaryBuilder(gltf)
+    # Interleaved rows of 4 uint16 of which an accessor reads the first 2, normalized.
+    rows = np.array([[0, 65535, 7, 7], [32768, 0, 7, 7], [65535, 65535, 7, 7]], np.uint16)
+    view = builder.add_view(rows)
+    gltf.bufferViews[view].byteStride = 8
+    gltf.accessors.append(pygltflib.Accessor(bufferView=view, componentType=5123, count=3,
+                                             type="VEC2", normalized=True))
+    gltf.accessors.append(pygltflib.Accessor(bufferView=view, byteOffset=4, componentType=5123,
+                                             count=3, type="VEC2"))
+    gltf.accessors.append(pygltflib.Accessor(bufferView=view, componentType=5126, count=9,
+                                             type="VEC3"))
+    builder.finish_as_blob()
+    reader = AccessorReader(gltf, ".")
+    np.testing.assert_allclose(reader.read(0), [[0, 1], [32768 / 65535, 0], [1, 1]], rtol=1e-6)
+    assert reader.read(1).tolist() == [[7, 7]] * 3 and reader.read(1).dtype == np.uint16
+    with pytest.raises(GltfError, match="past the end of its buffer"):
+        reader.read(2)
+    with pytest.raises(GltfError, match="cannot store float64"):
+        builder.add_accessor(np.zeros((2, 3)), "VEC3")

@@ -3,7 +3,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cpem_jax.export.coefficients import CoefficientTrack
 from cpem_jax.fit.fitter import FitConfig, SequenceFitter
 from cpem_jax.fit.skin_mask import skin_mask_from_landmarks
 from cpem_jax.geometry.shading import ambient_lighting
@@ -94,30 +93,46 @@ def test_landmark_only_fit_tracks_the_fake_model(fake_model):
     np.testing.assert_allclose(fit.frames.expression[:, 0], expression[:, 0], atol=0.1)
 
 
-def test_coefficient_track_round_trip_and_json(tmp_path):
+def test_coefficient_file_round_trip_and_json(tmp_path):
+    import json
+
     from cpem_jax.detect.base import FaceObservation
-    from cpem_jax.export.coefficients import assemble_track
+    from cpem_jax.detect.pipeline import TrackedCrops
+    from cpem_jax.estimation import VideoEstimate
+    from cpem_jax.export import animation_track, load_coefficients, save_coefficients
+    from cpem_jax.geometry.camera import crop_camera
     obs = [FaceObservation(i, i / 25.0, i != 1, np.array([0, 0, 10, 10], np.float32),
                            np.full((68, 2), 5.0, np.float32), 1.0) for i in range(3)]
     obs[1] = FaceObservation.missing(1, 1 / 25.0)
     affines = np.tile(np.array([[2.0, 0, 1], [0, 2.0, 3]]), (3, 1, 1))
+    tracked = TrackedCrops(obs, np.zeros((3, 64, 64, 3), np.uint8), affines, 25.0)
+
+    class Model:
+        expression_names, name = ("a", "b"), "fake"
+
     m = 2
-    estimates = {"expression": np.full((m, 2), 0.5), "rotation": np.zeros((m, 3)),
-                 "translation": np.ones((m, 3)), "lighting": np.zeros((m, 3, 9)),
-                 "identity": np.ones((m, 4)), "albedo": np.zeros((m, 2))}
-    track = assemble_track(obs, affines, estimates, np.full((m, 68, 2), 11.0), ("a", "b"), 25.0,
-                           64, 290.0, 100.0, "fake", "fit")
-    assert np.isnan(track.expression[1]).all() and not track.face_found[1]
-    np.testing.assert_allclose(track.landmarks_fitted[0], np.tile([5.0, 4.0], (68, 1)))  # To image.
-    npz, js = track.save(str(tmp_path / "coefficients"))
-    back = CoefficientTrack.load(npz)
-    np.testing.assert_array_equal(back.expression, track.expression)
-    assert back.unit_names == ("a", "b") and back.method == "fit"
-    import json
+    estimate = VideoEstimate.from_tracked(
+        tracked, Model, crop_camera(64), method="fit", identity=np.ones(4), albedo=np.zeros(2),
+        expression=np.full((m, 2), 0.5), rotation=np.zeros((m, 3)),
+        translation=np.ones((m, 3)), lighting=np.zeros((m, 3, 9)),
+        landmarks_fitted=np.full((m, 68, 2), 11.0))
+    assert np.isnan(estimate.per_frame("expression")[1]).all() and not estimate.face_found[1]
+    np.testing.assert_allclose(estimate.landmarks_fitted_image()[0],
+                               np.tile([5.0, 4.0], (68, 1)))  # Crop -> image pixels.
+    npz, js = save_coefficients(estimate, str(tmp_path / "coefficients"))
+    back = load_coefficients(npz)
+    for name in ("expression", "rotation", "translation", "lighting", "identity", "albedo",
+                 "landmarks_fitted", "crop_affine", "face_found", "frame_index"):
+        np.testing.assert_allclose(getattr(back, name), getattr(estimate, name), err_msg=name)
+    assert back.unit_names == ("a", "b") and back.method == "fit" and back.frame_identity is None
+    assert back.camera.width == 64 and float(back.camera.focal) == pytest.approx(
+        float(estimate.camera.focal))
     data = json.load(open(js))
     assert data["frames"][1]["expression"] is None and data["identity"] == [1.0] * 4
     assert data["frames"][0]["expression"] == {"a": 0.5, "b": 0.5}
-    frame_track = back.to_frame_track()
-    assert frame_track.face_found.tolist() == [True, False, True]
+    assert animation_track(back).face_found.tolist() == [True, False, True]
     with pytest.raises(FileNotFoundError, match="cpem-jax fit"):
-        CoefficientTrack.load(str(tmp_path / "absent"))
+        load_coefficients(str(tmp_path / "absent"))
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        load_coefficients(str(tmp_path / "bad.npz"))

@@ -8,8 +8,8 @@ import pytest
 from jax.test_util import check_grads
 
 from cpem_jax.face_model.model import CoeffLayout
-from cpem_jax.losses import (DEFAULT_LOSS_WEIGHTS, coefficient_regularization, combine_losses,
-                             cosine_similarity, cpem_losses, exp_loss_weight,
+from cpem_jax.losses import (FITTING_WEIGHTS, TRAINING_WEIGHTS, coefficient_regularization,
+                             combine_losses, cosine_similarity, exp_loss_weight,
                              expression_exclusive_loss, expression_sparsity,
                              identity_consistency_loss, landmark_loss, landmark_weights,
                              perceptual_loss, photometric_loss, resolve_weights)
@@ -254,7 +254,7 @@ def test_perceptual_off_without_network_logs_once(caplog, monkeypatch):
 # ----------------------------------------------------------------------------- total
 def test_combine_losses_weights_and_names():
     total, terms = combine_losses({"pho": jnp.float32(1.0), "lm": jnp.float32(2.0)})
-    np.testing.assert_allclose(total, 1.9 * 1.0 + 0.1 * 2.0, rtol=1e-6)
+    np.testing.assert_allclose(total, 1.9 * 1.0 + 80.0 * 2.0, rtol=1e-6)
     assert set(terms) == {"pho", "lm", "total"}
     total, _ = combine_losses({"exp": jnp.float32(1.0)}, {"exp": exp_loss_weight(0, 10)})
     assert float(total) == 0.0
@@ -262,61 +262,11 @@ def test_combine_losses_weights_and_names():
         resolve_weights({"photometric": 1.0})
     with pytest.raises(KeyError, match="valid names"):
         combine_losses({"bogus": jnp.float32(1.0)})
+    with pytest.raises(KeyError, match="valid names"):  # A training term in the fit objective.
+        combine_losses({"idc": jnp.float32(1.0)}, defaults=FITTING_WEIGHTS)
     assert resolve_weights({"idc": 100.0})["idc"] == 100.0
-    assert DEFAULT_LOSS_WEIGHTS == {"pho": 1.9, "per": 0.2, "lm": 0.1, "reg": 1e-4, "sp": 0.1,
-                                    "idc": 1000.0, "exp": 10.0}
-
-
-def _total_inputs(batch=2, frames=2, size=4, empty_masks=False):
-    layout = CoeffLayout(identity=3, expression=4, albedo=2)
-    n = batch * frames
-    keys = jax.random.split(jax.random.PRNGKey(6), 6)
-    flat = jax.random.normal(keys[0], (n, layout.total))
-    coeffs = layout.split(flat)
-    coeffs = coeffs.replace(expression=jax.nn.sigmoid(coeffs.expression))
-    mask_value = 0.0 if empty_masks else 1.0
-    return dict(
-        image=jax.random.uniform(keys[1], (n, size, size, 3)),
-        render=jax.random.uniform(keys[2], (n, size, size, 3)),
-        render_mask=jnp.full((n, size, size), mask_value),
-        skin_mask=jnp.full((n, size, size), mask_value),
-        landmarks_predicted=jax.random.uniform(keys[3], (n, 68, 2)) * size,
-        landmarks_target=jax.random.uniform(keys[4], (n, 68, 2)) * size,
-        front_face_flag=jnp.array([True, False] * (n // 2)),
-        coeffs=coeffs,
-        contradictory_pairs=jnp.array([[0, 1], [2, 3]], jnp.int32),
-    )
-
-
-@pytest.mark.parametrize("use_jit", JIT_MODES)
-def test_cpem_losses_total_is_weighted_sum(use_jit):
-    inputs = _total_inputs()
-    weights = {"exp": 2.0}
-
-    def fn(inputs):
-        return cpem_losses(**inputs, frames=2, weights=weights, embed_fn=mean_colour_embedding,
-                           image_size=4.0)
-    total, terms = maybe_jit(fn, use_jit)(inputs)
-    resolved = resolve_weights(weights)
-    expected = sum(resolved[name] * terms[name] for name in resolved)
-    np.testing.assert_allclose(total, expected, rtol=1e-5)
-    np.testing.assert_allclose(terms["idc"], identity_consistency_loss(
-        inputs["coeffs"].identity.reshape(2, 2, 3)), rtol=1e-6)
-    assert all(float(terms[name]) > 0 for name in resolved)
-
-
-def test_cpem_losses_finite_gradients_with_empty_masks():
-    inputs = _total_inputs(empty_masks=True)
-
-    def loss(coeffs, render):
-        total, _ = cpem_losses(**{**inputs, "coeffs": coeffs, "render": render}, frames=2,
-                               image_size=4.0)
-        return total
-    grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(inputs["coeffs"], inputs["render"])
-    assert_finite_tree(grads)
-    np.testing.assert_array_equal(grads[1], 0.0)   # no pixel counts: no photometric gradient
-
-
-def test_cpem_losses_rejects_partial_clip():
-    with pytest.raises(ValueError, match="clips of 3 frames"):
-        cpem_losses(**_total_inputs(), frames=3)
+    # One set of defaults: the paper's weights (landmarks in crop units) and the fit's priors.
+    assert TRAINING_WEIGHTS == {"pho": 1.9, "per": 0.2, "lm": 80.0, "reg": 1e-4, "sp": 0.1,
+                                "idc": 1000.0, "exp": 10.0}
+    assert FITTING_WEIGHTS == {"pho": 1.9, "lm": 80.0, "reg": 3e-4, "sp": 0.02, "exp": 10.0,
+                               "temporal": 0.005, "lighting_reg": 1e-3}

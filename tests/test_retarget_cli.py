@@ -1,6 +1,6 @@
 """`cpem-jax retarget` end to end: every output from a known track, and the error paths.
 
-The estimator is replaced by one returning a known CoefficientTrack (the fitter and the network
+The estimator is replaced by one returning a known VideoEstimate (the fitter and the network
 have their own tests), so these tests exercise the command's wiring and outputs; one test runs
 the real fit on a shared image when ../shared is present.
 """
@@ -15,11 +15,12 @@ import pytest
 
 from cpem_jax.cli.main import main
 from cpem_jax.export.arkit import ARKIT_NAMES
-from cpem_jax.export.coefficients import CoefficientTrack
+from cpem_jax.estimation import VideoEstimate
+from cpem_jax.export.coefficients import load_coefficients
 from cpem_jax.export.gltf import write_glb
 from cpem_jax.export.livelink import LIVELINK_HEADER
-from cpem_jax.fit.video import VideoFit
-from cpem_jax.retarget import estimate as estimate_module
+from cpem_jax.geometry.camera import crop_camera
+from cpem_jax.retarget import pipeline as pipeline_module
 
 from conftest import shared_path
 
@@ -50,50 +51,49 @@ def model_npz(unit_model, tmp_path_factory):
     return path
 
 
-def known_track(model) -> CoefficientTrack:
-    """N_FRAMES frames of noisy expressions and pose; frame NO_FACE has no face (NaN)."""
+def known_estimate(model) -> VideoEstimate:
+    """N_FRAMES frames of noisy expressions and pose; frame NO_FACE has no face."""
     rng = np.random.default_rng(0)
     n, k = N_FRAMES, len(UNITS)
     found = np.ones(n, bool)
     found[NO_FACE] = False
-    nan_rows = lambda a: np.where(found.reshape((n,) + (1,) * (a.ndim - 1)), a, np.nan)
-    expression = rng.uniform(0.1, 0.9, (n, k)).astype(np.float32)
-    lighting = np.zeros((n, 3, 9), np.float32)
+    m = int(found.sum())
+    lighting = np.zeros((m, 3, 9), np.float32)
     lighting[:, :, 0] = 0.8
-    return CoefficientTrack(
+    crops = np.full((n, SIZE, SIZE, 3), 128, np.uint8)
+    crops[NO_FACE] = 90  # Where no face: the whole frame letterboxed (grey 90 in tiny_video).
+    return VideoEstimate(
         frame_index=np.arange(n), timestamp_s=np.arange(n) / 25.0, face_found=found,
-        expression=nan_rows(expression),
-        rotation=nan_rows(rng.normal(0, 0.1, (n, 3)).astype(np.float32)),
-        translation=nan_rows(rng.normal(0, 1.0, (n, 3)).astype(np.float32)),
-        lighting=nan_rows(lighting),
-        identity=nan_rows(np.zeros((n, model.n_identity), np.float32)),
-        albedo=nan_rows(np.zeros((n, model.n_albedo), np.float32)),
         crop_affine=np.tile(np.eye(2, 3)[None], (n, 1, 1)),
         landmarks_detected=np.zeros((n, 68, 2), np.float32),
-        landmarks_fitted=np.zeros((n, 68, 2), np.float32), unit_names=UNITS, fps=25.0,
-        crop_size=SIZE, focal_px=1015.0 / 224.0 * SIZE, distance_cm=100.0,
-        face_model=model.name, method="fit")
+        identity=np.zeros(model.n_identity, np.float32),
+        albedo=np.zeros(model.n_albedo, np.float32),
+        expression=rng.uniform(0.1, 0.9, (m, k)).astype(np.float32),
+        rotation=rng.normal(0, 0.1, (m, 3)).astype(np.float32),
+        translation=rng.normal(0, 1.0, (m, 3)).astype(np.float32), lighting=lighting,
+        landmarks_fitted=np.zeros((m, 68, 2), np.float32), camera=crop_camera(SIZE),
+        unit_names=UNITS, fps=25.0, face_model=model.name, method="fit", crops=crops,
+        timings={"detect_crop_s": 0.5, "estimate_s": 2.0})
 
 
 @pytest.fixture
 def fake_estimator(monkeypatch, unit_model):
-    """Replaces the estimator; returns the track it hands out and the calls it received."""
-    track = known_track(unit_model)
+    """Replaces the estimator; returns the estimate it hands out and the calls it received."""
+    estimate = known_estimate(unit_model)
     calls = []
 
-    def fake(source, method, fit_config=None, face_model=None, checkpoint=None, face=0,
-             max_frames=None, progress=True):
-        calls.append(dict(source=source, method=method, fit_config=fit_config, face=face,
-                          max_frames=max_frames))
-        crops = np.full((N_FRAMES, SIZE, SIZE, 3), 128, np.uint8)
-        crops[NO_FACE] = 0
-        fit = VideoFit(track=track, crops=crops,
-                       timings={"detect_crop_s": 0.5, "fit_s": 2.0, "frames": N_FRAMES})
-        return estimate_module.Estimate(fit=fit, model=unit_model,
-                                        camera=estimate_module.crop_camera(fit))
+    class FakeEstimator:
+        model = unit_model
 
-    monkeypatch.setattr(estimate_module, "estimate", fake)
-    return track, calls
+        def __init__(self, method, fit_config=None, face_model=None, checkpoint=None):
+            self.options = dict(method=method, fit_config=fit_config)
+
+        def __call__(self, source, face=0, max_frames=None, progress=True):
+            calls.append(dict(source=source, face=face, max_frames=max_frames, **self.options))
+            return estimate
+
+    monkeypatch.setattr(pipeline_module, "make_estimator", FakeEstimator)
+    return estimate, calls
 
 
 def build_avatar(path, names=("browInnerUp", "EyeBlink_L", "eyeBlinkRight", "jawOpen",
@@ -124,7 +124,7 @@ def read_csv(path):
 
 def animation_weights(gltf, node=0):
     """The weights channel of the first animation on `node` -> [keys, T]."""
-    from cpem_jax.retarget.gltf_mesh import _Reader
+    from cpem_jax.export.gltf_io import AccessorReader as _Reader
     reader = _Reader(gltf, ".")
     animation = gltf.animations[0]
     for channel in animation.channels:
@@ -155,8 +155,10 @@ def test_every_output_from_a_known_track(fake_estimator, tmp_path, capsys):
     assert "face/customThing" in printed
 
     # Coefficients: the estimator's track, exactly.
-    saved = CoefficientTrack.load(str(out / "coefficients.npz"))
+    saved = load_coefficients(str(out / "coefficients.npz"))
     np.testing.assert_array_equal(saved.face_found, track.face_found)
+    for name in ("expression", "rotation", "translation", "lighting", "identity", "albedo"):
+        np.testing.assert_array_equal(getattr(saved, name), getattr(track, name))
 
     # CSV: fixed columns, ARKit merge rules, face flag, no NaN.
     header, rows = read_csv(out / "blendshapes.csv")
@@ -182,7 +184,7 @@ def test_every_output_from_a_known_track(fake_estimator, tmp_path, capsys):
     # JSON: smoothed values plus the raw ones, which are the estimator's for frames with a face.
     raw = np.array([f["raw"]["units"] for f in blob["frames"]])
     found = track.face_found
-    np.testing.assert_allclose(raw[found], track.expression[found], atol=1e-6)
+    np.testing.assert_allclose(raw[found], track.expression, atol=1e-6)
     assert np.abs(units[found] - raw[found]).max() > 1e-3  # smoothing changed something
     assert blob["smoothing"]["enabled"] is True
     assert [f["face_found"] for f in blob["frames"]] == found.tolist()
@@ -242,7 +244,7 @@ def test_output_subset_no_smoothing_and_hold(fake_estimator, tmp_path):
     blob = json.loads((out / "blendshapes.json").read_text())
     units = np.array([f["units"] for f in blob["frames"]])
     found = track.face_found
-    np.testing.assert_allclose(units[found], track.expression[found], atol=1e-6)
+    np.testing.assert_allclose(units[found], track.expression, atol=1e-6)
     np.testing.assert_allclose(units[NO_FACE], units[NO_FACE - 1])  # held
     assert blob["smoothing"]["enabled"] is False
 

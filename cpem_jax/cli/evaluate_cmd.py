@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     model = None
     if args.checkpoint is not None:
-        from cpem_jax.inference.predictor import NetPredictor
+        from cpem_jax.estimation.network import NetPredictor
         predictor = NetPredictor.from_workdir(args.checkpoint, args.face_model)
         model = predictor.model
         est = synthetic_eval.predict_network(predictor, gt, frames, args.batch_size)
@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         from cpem_jax.face_model import load_face_model
         model = load_face_model(args.face_model)
         if args.fit_result is not None:
-            from cpem_jax.export.coefficients import CoefficientTrack
-            track = CoefficientTrack.load(args.fit_result)
+            from cpem_jax.export.coefficients import load_coefficients
+            track = load_coefficients(args.fit_result)
             clip = synthetic_eval.resolve_clip(gt, args.clip)
             est = synthetic_eval.estimates_from_track(track, gt, clip)
             label = args.label or f"fit result ({gt.clip_key(clip)})"

@@ -7,24 +7,32 @@ import sys
 from typing import List, Optional
 
 from cpem_jax.cli import evaluate_cmd, fit_cmd, model_cmd, retarget_cmd, synth_cmd
+from cpem_jax.cli.errors import UserError
 
 # Sub-command modules: each has register(subparsers) and sets `func` on its parsers.
 COMMANDS = (model_cmd, fit_cmd, retarget_cmd, synth_cmd, evaluate_cmd)
 
 
-class UserError(Exception):
-    """An error the user can fix; printed as one line, exit status 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cpem-jax", description="Facial motion retargeting: face model tools, fitting, "
+        prog="cpem-jax", allow_abbrev=False, description="Facial motion retargeting: face model tools, fitting, "
         "retargeting and evaluation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         module.register(subparsers)
+    _no_abbreviations(parser)
     return parser
+
+
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """A misspelt or partial flag is an error naming the real ones, on every sub-command (a
+    prefix such as --out would otherwise silently pick --output or --outputs)."""
+    parser.allow_abbrev = False
+    for action in parser._actions:  # argparse keeps sub-parsers only there.
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _no_abbreviations(sub)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -6,13 +6,12 @@ The work is in `cpem_jax.retarget.pipeline`; this module turns the command line 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import warnings
 
-from cpem_jax.cli.fit_cmd import add_fit_options
+from cpem_jax.cli.options import (add_fit_options, fit_config_from_args,
+                                  warnings_as_log_lines)
 from cpem_jax.export.smoothing import OneEuroParams, SmoothingConfig
 
 EXIT_STATUS_HELP = ("exit status: 0 every requested output written; 1 some output failed (e.g. "
@@ -57,7 +56,8 @@ def register(subparsers) -> None:
                    "next largest, ...")
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--outputs", default="all", help="comma-separated subset of coefficients, "
-                   "csv, json, livelink, glb, avatar, preview")
+                   "csv, json, livelink, glb, avatar, preview, overlay (the fit overlay video); "
+                   "all = every one but overlay")
     p.add_argument("--no-preview", action="store_true", help="skip the preview video")
     p.add_argument("--preview-size", type=int, default=224, help="preview panel side, pixels")
     p.add_argument("--avatar", metavar="GLB", help="your character (.glb/.gltf with morph "
@@ -95,27 +95,8 @@ def smoothing_from_args(args: argparse.Namespace) -> SmoothingConfig:
     return SmoothingConfig(enabled=not args.no_smoothing, **params)
 
 
-@contextlib.contextmanager
-def _warnings_as_log_lines():
-    """Shows warnings (a truncated video, skipped images) as one log line each."""
-    seen = set()
-
-    def show(message, *rest, **kw):
-        if str(message) not in seen:  # The detector reads the input twice: say it once.
-            seen.add(str(message))
-            logging.warning("%s", message)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        # JAX warns on any fork; the video writer's ffmpeg subprocess forks and execs at once,
-        # which is safe, so that warning would only alarm the user.
-        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
-        yield
-
-
 def options_from_args(args: argparse.Namespace, source: str):
     """RetargetOptions from the parsed command line."""
-    from cpem_jax.cli.fit_cmd import fit_config_from_args
     from cpem_jax.retarget.pipeline import RetargetOptions, parse_outputs
     outputs = parse_outputs(args.outputs)
     if args.no_preview:
@@ -124,8 +105,6 @@ def options_from_args(args: argparse.Namespace, source: str):
         raise ValueError("--face must be >= 0 and --max-frames >= 1")
     if args.preview_size < 16:
         raise ValueError(f"--preview-size must be at least 16 pixels, got {args.preview_size}")
-    if args.iterations_scale <= 0:
-        raise ValueError(f"--iterations-scale must be positive, got {args.iterations_scale}")
     if "avatar" in outputs and args.outputs != "all" and not args.avatar:
         raise ValueError("--outputs avatar needs --avatar character.glb")
     return RetargetOptions(
@@ -145,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"input {source!r} does not exist; give a video, a folder of "
                                 "images, an image, or --webcam N")
     options = options_from_args(args, source or "")
-    with _warnings_as_log_lines():
+    with warnings_as_log_lines():
         if args.webcam is not None:
             from cpem_jax.retarget.webcam import capture_webcam
             os.makedirs(args.output, exist_ok=True)

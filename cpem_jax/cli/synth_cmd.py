@@ -6,6 +6,8 @@ import json
 import os
 import time
 
+from cpem_jax.cli.errors import UserError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -44,7 +46,6 @@ def _plan(args) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cpem_jax.cli.main import UserError
     from cpem_jax.face_model import load_face_model
     from cpem_jax.synthetic.generator import SynthConfig, generate_split
     from cpem_jax.synthetic.montage import write_montage

@@ -17,9 +17,12 @@ field of view at its own resolution (224x224 for every source) and is aligned to
 resizing both to one size. The files use the index convention (the centre of pixel i is at i);
 `read_landmarks` converts to the project convention (u right, v down, pixel centres at i + 0.5).
 
+Images and masks are decoded by the project's image reader, `cpem_jax.io.images.read_image`
+(EXIF orientation applied; a truncated file, e.g. a JPEG without its end marker, is refused).
 Bad or missing files never stop indexing and are never dropped silently: each one is logged with
 `logging.warning` naming the file and the reason, recorded in `CpemIndex.skipped`, and its frame is
-left out.
+left out. A file that breaks after indexing is skipped the same way when loaded
+(`pipeline.ClipLoader`).
 """
 from __future__ import annotations
 
@@ -28,7 +31,6 @@ import csv
 import dataclasses
 import logging
 import os
-import re
 from typing import Dict, List, Optional, Tuple
 
 import cv2
@@ -36,6 +38,8 @@ import numpy as np
 from PIL import Image
 
 from cpem_jax.data import ibug68
+from cpem_jax.io import images as image_files
+from cpem_jax.io.images import natural_sort_key
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +123,6 @@ class CpemIndex:
         return out
 
 
-def _natural_key(name: str):
-    return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", name)]
-
-
 def read_landmarks(path: str) -> np.ndarray:
     """Read a 68-line "x y" landmark file.
 
@@ -149,29 +149,44 @@ def read_landmarks(path: str) -> np.ndarray:
     return lm + FILE_TO_PROJECT_PIXEL_OFFSET
 
 
+def _decode(path: str) -> np.ndarray:
+    """An image file -> [H, W, 3] uint8 RGB through `cpem_jax.io.images.read_image` (EXIF
+    orientation applied, truncated files refused); FrameReadError naming the file otherwise."""
+    try:
+        return image_files.read_image(path, min_size=1)
+    except FileNotFoundError as err:
+        raise FrameReadError(path, "missing image file") from err
+    except image_files.FrameSourceError as err:
+        raise FrameReadError(path, str(err).removeprefix(f"{path}: ")) from err
+
+
 def read_image(path: str) -> np.ndarray:
-    """Decode a colour image -> [H, W, 3] float32 RGB in [0, 1]; FrameReadError if unreadable."""
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FrameReadError(path, "cannot decode image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    """Decode a colour image -> [H, W, 3] float32 RGB in [0, 1]; FrameReadError if unreadable
+    or truncated."""
+    return _decode(path).astype(np.float32) / 255.0
 
 
 def read_mask(path: str) -> np.ndarray:
-    """Decode a grey skin mask. Returns [h, w] float32 in [0, 1]; FrameReadError if unreadable."""
-    grey = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if grey is None:
-        raise FrameReadError(path, "cannot decode mask")
-    return grey.astype(np.float32) / 255.0
+    """Decode a grey skin mask -> [h, w] float32 in [0, 1]; FrameReadError if unreadable or
+    truncated."""
+    return cv2.cvtColor(_decode(path), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+
+
+# EXIF orientations that turn the image a quarter: the upright image has width and height swapped.
+_QUARTER_TURN_ORIENTATIONS = (5, 6, 7, 8)
+_EXIF_ORIENTATION = 0x0112
 
 
 def _image_size(path: str, check: str) -> Tuple[int, int]:
-    """(height, width) of an image file, reading only its header unless check == "decode"."""
+    """(height, width) of an image file as `read_image` returns it (upright), reading only its
+    header unless check == "decode" (which decodes it, refusing truncated files)."""
+    if check == "decode":
+        return _decode(path).shape[:2]
     try:
         with Image.open(path) as im:
-            if check == "decode":
-                im.load()
             width, height = im.size
+            if im.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURN_ORIENTATIONS:
+                width, height = height, width
     except Exception as err:  # PIL raises many types for corrupt files; all mean "unreadable".
         raise FrameReadError(path, f"unreadable image ({type(err).__name__}: {err})") from err
     return height, width
@@ -238,7 +253,7 @@ def _index_source(source_dir: str, check_images: str, skip) -> List[Frame]:
             if not os.path.isdir(video_dir):
                 skip(video_dir, f"not a <video> folder under {IMAGE_DIR}/<person>/")
                 continue
-            for name in sorted(os.listdir(video_dir), key=_natural_key):
+            for name in sorted(os.listdir(video_dir), key=natural_sort_key):
                 stem, ext = os.path.splitext(name)
                 image_path = os.path.join(video_dir, name)
                 if ext.lower() not in IMAGE_EXTENSIONS:
@@ -291,7 +306,8 @@ def build_index(root: str | os.PathLike, check_images: str = "header") -> CpemIn
     Args:
       root: a source folder (holding `data/`, `face_mask/`, ...) or a folder of sources.
       check_images: "header" reads only image headers (fast; a truncated file is caught when it is
-        loaded, see `pipeline.ClipLoader`); "decode" decodes every image and mask once.
+        loaded, see `pipeline.ClipLoader`); "decode" decodes every image and mask once with the
+        reader training uses, so truncated files are skipped here.
 
     Returns:
       CpemIndex with frames, clips (one per source/person/video, natural frame order) and skipped.
@@ -321,8 +337,8 @@ def build_index(root: str | os.PathLike, check_images: str = "header") -> CpemIn
     groups: Dict[Tuple[str, str, str], List[int]] = collections.defaultdict(list)
     for i, frame in enumerate(frames):
         groups[(frame.source, frame.person_id, frame.video_id)].append(i)
-    clips = [Clip(clip_id=n, source=s, person_id=p, video_id=v,
-                  frame_ids=tuple(sorted(ids, key=lambda i: _natural_key(frames[i].frame_name))))
+    clips = [Clip(clip_id=n, source=s, person_id=p, video_id=v, frame_ids=tuple(
+                      sorted(ids, key=lambda i: natural_sort_key(frames[i].frame_name))))
              for n, ((s, p, v), ids) in enumerate(sorted(groups.items()))]
     return CpemIndex(root=root, frames=frames, clips=clips, skipped=skipped)
 

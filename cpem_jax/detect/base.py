@@ -36,10 +36,14 @@ class Detections:
       boxes: [N, 4] float32 face boxes [x0, y0, x1, y1] in image pixels.
       landmarks: [N, 68, 2] float32 landmark (u, v) in image pixels.
       scores: [N] float32 detector confidence (larger is surer; the scale is the detector's).
+      dense: None, or [N, P, 2] float32 all points of a dense landmarker in image pixels (e.g.
+        P = 478 for MediaPipe's face mesh with iris, see `cpem_jax.detect.mediapipe_landmarker`);
+        `landmarks` are then derived from these.
     """
     boxes: np.ndarray
     landmarks: np.ndarray
     scores: np.ndarray
+    dense: Optional[np.ndarray] = None
 
     def __post_init__(self):
         object.__setattr__(self, "boxes", _float32(self.boxes, (4,), "boxes"))
@@ -50,6 +54,12 @@ class Detections:
         if len(counts) != 1:
             raise ValueError(f"boxes, landmarks and scores disagree on the face count: "
                              f"{len(self.boxes)}, {len(self.landmarks)}, {len(self.scores)}.")
+        if self.dense is not None:
+            dense = np.asarray(self.dense, np.float32)
+            if dense.ndim != 3 or dense.shape[2] != 2 or dense.shape[0] != len(self.boxes):
+                raise ValueError(f"dense must have shape [N={len(self.boxes)}, P, 2], got "
+                                 f"{dense.shape}.")
+            object.__setattr__(self, "dense", dense)
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -61,7 +71,8 @@ class Detections:
     def take(self, indices) -> "Detections":
         """The faces at `indices` (a sequence of ints), in that order."""
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        return Detections(self.boxes[indices], self.landmarks[indices], self.scores[indices])
+        return Detections(self.boxes[indices], self.landmarks[indices], self.scores[indices],
+                          None if self.dense is None else self.dense[indices])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +87,8 @@ class FaceObservation:
         frames followed between detections, a box of the same convention placed from landmarks.
       landmarks: [68, 2] float32 (u, v) in original image pixels.
       score: detector score of the last detection that confirmed this face (NaN when not found).
+      dense: None, or [P, 2] float32 all points of a dense landmarker (e.g. MediaPipe's 478) in
+        original image pixels.
     """
     frame_index: int
     timestamp_s: float
@@ -83,6 +96,7 @@ class FaceObservation:
     box: np.ndarray
     landmarks: np.ndarray
     score: float
+    dense: Optional[np.ndarray] = None
 
     @classmethod
     def missing(cls, frame_index: int, timestamp_s: float) -> "FaceObservation":
@@ -90,34 +104,6 @@ class FaceObservation:
         return cls(frame_index, float(timestamp_s), False,
                    np.full((4,), np.nan, np.float32),
                    np.full((N_LANDMARKS, 2), np.nan, np.float32), float("nan"))
-
-
-def stack_observations(observations) -> dict:
-    """Stacks per-frame observations into arrays (e.g. to save with `np.savez`).
-
-    Returns:
-      dict with frame_index [T] int64, timestamp_s [T] float64, found [T] bool,
-      box [T, 4] float32, landmarks [T, 68, 2] float32, score [T] float32.
-    """
-    observations = list(observations)
-    return {
-        "frame_index": np.array([o.frame_index for o in observations], np.int64),
-        "timestamp_s": np.array([o.timestamp_s for o in observations], np.float64),
-        "found": np.array([o.found for o in observations], bool),
-        "box": np.stack([o.box for o in observations]).astype(np.float32)
-        if observations else np.zeros((0, 4), np.float32),
-        "landmarks": np.stack([o.landmarks for o in observations]).astype(np.float32)
-        if observations else np.zeros((0, N_LANDMARKS, 2), np.float32),
-        "score": np.array([o.score for o in observations], np.float32),
-    }
-
-
-def unstack_observations(arrays: dict) -> list:
-    """Inverse of `stack_observations`: a list of FaceObservation."""
-    return [FaceObservation(int(arrays["frame_index"][t]), float(arrays["timestamp_s"][t]),
-                            bool(arrays["found"][t]), arrays["box"][t].astype(np.float32),
-                            arrays["landmarks"][t].astype(np.float32), float(arrays["score"][t]))
-            for t in range(len(arrays["frame_index"]))]
 
 
 class FaceLandmarker(abc.ABC):

@@ -3,13 +3,13 @@
 Per frame, a square (centre cx, cy and side, in original image pixels) is taken from the landmark
 extent: centre at the extent's centre moved up by `shift_up` x side (the landmarks stop at the
 brows, the forehead lies above them), side = `scale` x the longer extent side. For video the
-squares are smoothed over time (`smooth_squares` offline, zero lag; `SquareSmoother` online), so
-the crop does not jitter with the landmarks. The square is resized to `size x size`.
+squares are smoothed over time (`smooth_squares`, zero lag), so the crop does not jitter with the
+landmarks. The square is resized to `size x size`. A frame without a face is letterboxed whole
+into the crop (`letterbox_affine`).
 
 Mapping: `affine [2, 3]` takes original-image pixel coordinates to crop coordinates (both in the
 project convention, pixel centres at integer + 0.5): `crop_uv = affine[:, :2] @ uv + affine[:, 2]`.
-`invert_affine` gives the crop -> image map; `paste_crop` warps a crop-sized image (e.g. a
-render) back into the original frame.
+`invert_affine` gives the crop -> image map.
 """
 from __future__ import annotations
 
@@ -97,6 +97,13 @@ def crop_affine(square: np.ndarray, size: int) -> np.ndarray:
                      [0.0, k, -k * (cy - side / 2)]])
 
 
+def letterbox_affine(width: int, height: int, size: int) -> np.ndarray:
+    """The [2, 3] map taking a width x height image into a size x size square, whole, scaled to
+    fit and centred (black bars on the short side)."""
+    k = size / max(width, height)
+    return np.array([[k, 0.0, (size - k * width) / 2.0], [0.0, k, (size - k * height) / 2.0]])
+
+
 def invert_affine(affine: np.ndarray) -> np.ndarray:
     """Inverse of an invertible 2D affine `[2, 3]` -> [2, 3]."""
     affine = np.asarray(affine, np.float64)
@@ -166,25 +173,6 @@ def crop_face(image: np.ndarray, square: np.ndarray, landmarks: Optional[np.ndar
     return FaceCrop(crop, affine, crop_landmarks.astype(np.float32))
 
 
-def paste_crop(crop: np.ndarray, affine: np.ndarray,
-               image_size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Warps a crop-space image back into the original frame (the inverse of `crop_face`).
-
-    Args:
-      crop: [S, S, C] image in crop pixels (e.g. a render), uint8 or float32.
-      affine: [2, 3] image -> crop map the crop was made with.
-      image_size: (width, height) of the original frame.
-    Returns:
-      (image [height, width, C] of crop's dtype, zeros outside the crop;
-       coverage [height, width] float32 in [0, 1], the fraction of each pixel the crop covers).
-    """
-    back = invert_affine(affine)
-    warped = warp_image(crop, back, image_size, border="constant")
-    ones = np.ones(crop.shape[:2], np.float32)
-    coverage = warp_image(ones, back, image_size, border="constant")
-    return warped, coverage
-
-
 def smooth_squares(squares: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
     """Zero-lag temporal smoothing of per-frame crop squares; fills frames without a face.
 
@@ -220,39 +208,3 @@ def smooth_squares(squares: np.ndarray, valid: np.ndarray, sigma: float) -> np.n
             nearest = valid_frames[np.argmin(np.abs(valid_frames - t))]
             out[t] = squares[nearest]
     return out
-
-
-class SquareSmoother:
-    """Online (causal) smoothing of crop squares for live input: exponential moving average.
-
-    Args:
-      alpha: weight of the newest square in (0, 1]; 1 disables smoothing.
-    """
-
-    def __init__(self, alpha: float = 0.5) -> None:
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}.")
-        self.alpha = float(alpha)
-        self.state: Optional[np.ndarray] = None
-
-    def update(self, square: Optional[np.ndarray]) -> Optional[np.ndarray]:
-        """Feeds `square [3]` (None/NaN: no face) -> smoothed [3], or None before any face."""
-        if square is not None and np.isfinite(square).all():
-            square = np.asarray(square, np.float64)
-            self.state = square if self.state is None else \
-                self.alpha * square + (1 - self.alpha) * self.state
-        return None if self.state is None else self.state.copy()
-
-
-def crop_squares_for_track(observations, config: CropConfig = CropConfig()) -> np.ndarray:
-    """Smoothed crop squares for a followed face.
-
-    Args:
-      observations: sequence of T FaceObservation (one per frame, in order).
-      config: scale, shift_up and smooth_sigma are used.
-    Returns:
-      [T, 3] float64 (cx, cy, side) per frame; frames without a face get the nearby squares.
-    """
-    landmarks = np.stack([o.landmarks for o in observations])
-    found = np.array([o.found for o in observations], bool)
-    return smooth_squares(square_from_landmarks(landmarks, config), found, config.smooth_sigma)

@@ -1,17 +1,26 @@
-"""Detect, follow and crop one face through an input, for the fitter and the network alike.
+"""Detect, follow and crop one face through an input in one pass, for every estimator.
 
-Two passes over the input: the first detects and tracks the face (so that the crop squares can be
-smoothed over the whole video), the second cuts the crops.
+Every frame is decoded once. The face is followed (`FaceTracker`) frame by frame, and each frame
+waits in a short queue until the frames `radius = ceil(3 sigma)` ahead of it have been observed:
+then its crop square is the Gaussian-weighted mean of the squares of the frames with a face in
+its window (`smooth_squares`, zero lag), the same value a second pass over the whole track would
+give, and the frame is cropped and dropped from memory. A frame without a face keeps its whole
+image, letterboxed into the crop (what a preview shows for it), with the letterbox's affine.
 """
 from __future__ import annotations
 
-from typing import Optional
+import collections
+import dataclasses
+import math
+from typing import List, Optional
 
 import numpy as np
 from tqdm import tqdm
 
-from cpem_jax.detect.crop import CropConfig, crop_face, crop_squares_for_track
-from cpem_jax.detect.tracking import track_faces
+from cpem_jax.detect.base import FaceObservation
+from cpem_jax.detect.crop import (CropConfig, crop_affine, letterbox_affine, smooth_squares,
+                                  square_from_landmarks, warp_image)
+from cpem_jax.detect.tracking import FaceTracker
 from cpem_jax.io.frames import open_frames
 
 
@@ -19,30 +28,81 @@ class NoFaceError(RuntimeError):
     """No face was found in any frame of the input."""
 
 
+@dataclasses.dataclass
+class TrackedCrops:
+    """One followed face through N frames.
+
+    Attributes:
+      observations: N FaceObservation (landmarks in image pixels; NaN where no face).
+      crops: [N, S, S, 3] uint8: the face crop, or the letterboxed whole frame where no face.
+      affines: [N, 2, 3] float64 image pixels -> crop pixels of each crop.
+      fps: the source's frame rate.
+    """
+    observations: List[FaceObservation]
+    crops: np.ndarray
+    affines: np.ndarray
+    fps: float
+
+    @property
+    def found(self) -> np.ndarray:
+        """[N] bool."""
+        return np.array([o.found for o in self.observations], bool)
+
+    def crop_landmarks(self) -> np.ndarray:
+        """[N, 68, 2] float32 detected landmarks in crop pixels (NaN where no face)."""
+        return np.stack([o.landmarks @ a[:, :2].T + a[:, 2]
+                         for o, a in zip(self.observations, self.affines)]).astype(np.float32)
+
+
 def detect_and_crop(source_spec, landmarker, crop_config: CropConfig, face: int = 0,
                     max_frames: Optional[int] = None, redetect_every: int = 1,
-                    progress: bool = True):
-    """Observations (one per frame), crops [N, S, S, 3] uint8, affines [N, 2, 3], fps."""
+                    progress: bool = True) -> TrackedCrops:
+    """Follows face `face` (0 = largest) through a source and crops it (module docstring).
+
+    Raises:
+      NoFaceError: no frame could be read, or no frame shows a face.
+    """
     source = open_frames(source_spec, max_frames=max_frames)
-    fps = float(source.fps)
-    observations = list(tqdm(track_faces(source, landmarker, face=face,
-                                         redetect_every=redetect_every),
-                             total=source.expected_count or None, unit="frame",
-                             desc="detecting", disable=not progress))
+    tracker = FaceTracker(landmarker, face=face, redetect_every=redetect_every)
+    radius = int(math.ceil(3 * crop_config.smooth_sigma))
+    size = crop_config.size
+    observations: List[FaceObservation] = []
+    squares: List[np.ndarray] = []
+    crops: List[np.ndarray] = []
+    affines: List[np.ndarray] = []
+    waiting = collections.deque()  # Frames observed but not cropped yet, oldest first.
+
+    def crop_oldest() -> None:
+        frame = waiting.popleft()
+        t = len(crops)
+        if observations[t].found:
+            lo, hi = max(0, t - radius), min(len(squares), t + radius + 1)
+            valid = np.array([o.found for o in observations[lo:hi]])
+            square = smooth_squares(np.stack(squares[lo:hi]), valid,
+                                    crop_config.smooth_sigma)[t - lo]
+            affine = crop_affine(square, size)
+        else:
+            affine = letterbox_affine(frame.image.shape[1], frame.image.shape[0], size)
+        crops.append(warp_image(frame.image, affine, (size, size), crop_config.border))
+        affines.append(affine)
+
+    with tqdm(total=source.expected_count or None, unit="frame", desc="detecting",
+              disable=not progress) as bar:
+        for frame in source:
+            observation = tracker.update(frame.index, frame.timestamp_s, frame.image)
+            observations.append(observation)
+            squares.append(square_from_landmarks(observation.landmarks, crop_config))
+            waiting.append(frame)
+            if len(waiting) > radius:
+                crop_oldest()
+            bar.update()
+        while waiting:
+            crop_oldest()
     if not observations:
         raise NoFaceError(f"no frame could be read from {source_spec!r}")
     if not any(o.found for o in observations):
         raise NoFaceError(f"no face found in any of the {len(observations)} frames of "
                           f"{source_spec!r}; check the input shows a face, large enough "
                           f"(about 80 px or more across)")
-    squares = crop_squares_for_track(observations, crop_config)
-    crops = np.zeros((len(observations), crop_config.size, crop_config.size, 3), np.uint8)
-    affines = np.zeros((len(observations), 2, 3))
-    by_index = {o.frame_index: i for i, o in enumerate(observations)}
-    for frame in open_frames(source_spec, max_frames=max_frames):
-        i = by_index.get(frame.index)
-        if i is None or not np.all(np.isfinite(squares[i])):
-            continue
-        crop = crop_face(frame.image, squares[i], None, crop_config)
-        crops[i], affines[i] = crop.image, crop.affine
-    return observations, crops, affines, fps
+    return TrackedCrops(observations=observations, crops=np.stack(crops),
+                        affines=np.stack(affines), fps=float(source.fps))

@@ -1,8 +1,8 @@
 """Expression error: MAE per unit and in the paper's ten FEAFA categories.
 
-The ten categories (method.md, "Evaluation mappings") are defined by unit-name stems; a stem
-matches a unit named exactly like it or with a side suffix, in ICT style (`eyeBlink_L`) or ARKit
-style (`eyeBlinkLeft`), so the same table works for either vocabulary:
+The ten categories (after the FEAFA evaluation of the CPEM paper, AAAI 2022) are defined by
+unit-name stems; a stem matches a unit named exactly like it or with a side suffix, in ICT style
+(`eyeBlink_L`) or ARKit style (`eyeBlinkLeft`), so the same table works for either vocabulary:
 
   EyeClose = eyeBlink; BrowLower = browDown; BrowRaise = browInnerUp, browOuterUp;
   MouthOpen = jawOpen; LipSuck = mouthRollUpper, mouthRollLower;
@@ -37,7 +37,7 @@ CATEGORY_UNITS: Dict[str, Tuple[str, ...]] = {
     "LipCornerStretch": ("mouthStretch",),
 }
 
-# The paper's FEAFA table (method.md), columns in CATEGORIES order then "Avg".
+# The CPEM paper's FEAFA table (AAAI 2022), columns in CATEGORIES order then "Avg".
 PAPER_FEAFA_MAE: Dict[str, Tuple[float, ...]] = {
     "CPEM paper: vanilla (no L_idc, no L_exp)":
         (0.336, 0.273, 0.492, 0.325, 0.829, 0.334, 0.573, 0.896, 0.467, 0.430, 0.495),

@@ -110,10 +110,5 @@ def _after_first(curve: np.ndarray) -> float:
 
 
 def identities_from_tracks(tracks: Sequence) -> list:
-    """CoefficientTrack objects -> their identity arrays [T, K] with no-face rows set to NaN."""
-    out = []
-    for track in tracks:
-        ident = np.array(track.identity, np.float64)
-        ident[~np.asarray(track.face_found, bool)] = np.nan
-        out.append(ident)
-    return out
+    """VideoEstimate objects -> their identity arrays [T, K] (float64) with no-face rows NaN."""
+    return [np.asarray(track.per_frame("identity"), np.float64) for track in tracks]

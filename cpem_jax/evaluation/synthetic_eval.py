@@ -2,7 +2,7 @@
 
 Three kinds of estimates, all turned into one `Estimates` aligned with the ground-truth rows:
   - a trained network (`predict_network`: every frame on its own, resized to the network input),
-  - a fit result of one clip (`estimates_from_track`: a `CoefficientTrack` from `cpem-jax fit`
+  - a fit result of one clip (`estimates_from_track`: a `VideoEstimate` from `cpem-jax fit`
     run on that clip's frame folder; frames are mapped by index),
   - per-video fitting run here on every clip (`fit_clips`: one identity per clip, the noisy
     landmark files as the detections).
@@ -142,10 +142,11 @@ def resolve_clip(gt: GroundTruth, clip: Optional[str]) -> int:
 
 
 def estimates_from_track(track, gt: GroundTruth, clip: int) -> Estimates:
-    """A `CoefficientTrack` of one clip -> Estimates (other clips' rows NaN).
+    """A `VideoEstimate` of one clip (e.g. read with `export.load_coefficients`) -> Estimates
+    (other clips' rows NaN).
 
-    Track row i is matched with the clip's frame number `track.frame_index[i]`; frames without a
-    face stay NaN. Landmarks are `landmarks_fitted` (image pixels = synthetic frame pixels).
+    Frame i is matched with the clip's frame number `track.frame_index[i]`; frames without a
+    face stay NaN. Landmarks are the fitted ones in image pixels (= synthetic frame pixels).
     """
     _check_units(track.unit_names, gt, "the fit result")
     rows = gt.clip_rows()[clip]
@@ -158,8 +159,8 @@ def estimates_from_track(track, gt: GroundTruth, clip: int) -> Estimates:
     found = np.asarray(track.face_found, bool)
     target = rows[index[found]]
     for name in ("identity", "expression", "rotation", "translation"):
-        getattr(est, name)[target] = np.asarray(getattr(track, name))[found]
-    est.landmarks[target] = np.asarray(track.landmarks_fitted)[found]
+        getattr(est, name)[target] = track.per_frame(name)[found]
+    est.landmarks[target] = track.landmarks_fitted_image()[found]
     return est
 
 

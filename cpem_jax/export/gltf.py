@@ -11,95 +11,23 @@ Units: the face model is in cm, glTF in metres: positions, deltas and translatio
 by `scale` (default 0.01). Axes need no change: both the model and glTF use +y up with the face
 toward +z. Head rotation: R = Rz(roll) Ry(yaw) Rx(pitch) as in cpem_jax.geometry.rotation.
 
-The writer takes plain numpy arrays, so it needs no face model object.
+The writer takes plain numpy arrays, so it needs no face model object. Buffers, accessors and
+quaternions are `gltf_io`'s; `add_track_animation` is shared with the avatar writer (`avatar`).
 """
 from __future__ import annotations
 
-import base64
 import os
 from typing import List, Optional, Sequence
 
 import numpy as np
 import pygltflib
 
+from cpem_jax.export.gltf_io import BinaryBuilder, euler_to_quaternion, quaternion_multiply
 from cpem_jax.export.schema import FrameTrack
 from cpem_jax.geometry.mesh import vertex_normals
 
 CM_TO_M = 0.01
 ANIMATION_NAME = "cpem_retarget"
-_ALIGN = 4
-
-
-def euler_to_quaternion(angles: np.ndarray) -> np.ndarray:
-    """angles [N, 3] radians (pitch, yaw, roll) -> [N, 4] unit quaternions (x, y, z, w) of
-    R = Rz(roll) Ry(yaw) Rx(pitch)."""
-    angles = np.asarray(angles, np.float64)
-    half = angles / 2.0
-    cx, cy, cz = np.cos(half[:, 0]), np.cos(half[:, 1]), np.cos(half[:, 2])
-    sx, sy, sz = np.sin(half[:, 0]), np.sin(half[:, 1]), np.sin(half[:, 2])
-    # Hamilton product qz * qy * qx written out.
-    x = cz * cy * sx - sz * sy * cx
-    y = cz * sy * cx + sz * cy * sx
-    z = sz * cy * cx - cz * sy * sx
-    w = cz * cy * cx + sz * sy * sx
-    return np.stack([x, y, z, w], axis=-1)
-
-
-def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of quaternions a [..., 4] and b [..., 4] (x, y, z, w): rotate by b, then a."""
-    ax, ay, az, aw = np.moveaxis(np.asarray(a, np.float64), -1, 0)
-    bx, by, bz, bw = np.moveaxis(np.asarray(b, np.float64), -1, 0)
-    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw,
-                     aw * bw - ax * bx - ay * by - az * bz], axis=-1)
-
-
-
-class BinaryBuilder:
-    """Appends bufferViews and accessors to a GLTF2 whose data go into one new buffer."""
-
-    def __init__(self, gltf: pygltflib.GLTF2):
-        self.gltf = gltf
-        self.buffer_index = len(gltf.buffers)
-        self.data = bytearray()
-
-    def add_view(self, array: np.ndarray, target: Optional[int] = None) -> int:
-        """Stores a contiguous little-endian array; returns the bufferView index."""
-        raw = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
-        self.data += b"\0" * (-len(self.data) % _ALIGN)
-        self.gltf.bufferViews.append(pygltflib.BufferView(
-            buffer=self.buffer_index, byteOffset=len(self.data), byteLength=len(raw),
-            target=target))
-        self.data += raw
-        return len(self.gltf.bufferViews) - 1
-
-    def add_accessor(self, array: np.ndarray, type_: str, target: Optional[int] = None,
-                     min_max: bool = False) -> int:
-        """Stores array [count, n] (or [count] for SCALAR) float32/uint32; returns the accessor."""
-        component = {np.dtype(np.float32): pygltflib.FLOAT,
-                     np.dtype(np.uint32): pygltflib.UNSIGNED_INT}[array.dtype]
-        flat = array.reshape(array.shape[0], -1)
-        accessor = pygltflib.Accessor(
-            bufferView=self.add_view(array, target), byteOffset=0, componentType=component,
-            count=int(array.shape[0]), type=type_)
-        if min_max:
-            accessor.min = flat.min(axis=0).astype(float).tolist()
-            accessor.max = flat.max(axis=0).astype(float).tolist()
-        self.gltf.accessors.append(accessor)
-        return len(self.gltf.accessors) - 1
-
-    def finish_as_blob(self) -> None:
-        """Makes the data the GLB binary chunk (buffer index must be 0)."""
-        if self.buffer_index != 0:
-            raise ValueError("the GLB binary chunk must be buffer 0; use finish_as_data_uri")
-        self.gltf.buffers.append(pygltflib.Buffer(byteLength=len(self.data)))
-        self.gltf.set_binary_blob(bytes(self.data))
-
-    def finish_as_data_uri(self) -> None:
-        """Adds the data as an embedded buffer (pygltflib packs it into the GLB on save)."""
-        uri = "data:application/octet-stream;base64," + base64.b64encode(self.data).decode()
-        self.gltf.buffers.append(pygltflib.Buffer(byteLength=len(self.data), uri=uri))
 
 
 def add_track_animation(builder: BinaryBuilder, track: FrameTrack,
@@ -244,3 +172,4 @@ def write_glb(path: os.PathLike | str, vertices: np.ndarray, triangles: np.ndarr
     builder.finish_as_blob()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     gltf.save_binary(str(path))
+

@@ -153,6 +153,19 @@ class FrameTrack:
                    fps=fps)
 
 
+def animation_track(estimate, missing: str = "zero") -> FrameTrack:
+    """The FrameTrack of a `cpem_jax.estimation.VideoEstimate`: every input frame, the frames
+    without a face filled per `missing` (timestamps i / fps when the source's are not increasing).
+    """
+    timestamps = np.asarray(estimate.timestamp_s, np.float64)
+    increasing = len(timestamps) < 2 or np.all(np.diff(timestamps) > 0)
+    return FrameTrack.from_estimates(
+        estimate.per_frame("expression"), estimate.per_frame("rotation"),
+        estimate.per_frame("translation"), estimate.unit_names, estimate.fps,
+        face_found=estimate.face_found, timestamps=timestamps if increasing else None,
+        missing=missing)
+
+
 def fill_missing(values: np.ndarray, face_found: np.ndarray, missing: str = "zero") -> np.ndarray:
     """Fills the rows of frames without a face.
 

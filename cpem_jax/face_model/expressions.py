@@ -1,7 +1,7 @@
 """Expression-unit vocabulary: the contradictory pairs in ICT/ARKit names.
 
-Pairs of units that cannot both fire in a real face (method.md, "Contradictory pairs"), written
-with X standing for the side (_L and _R). Our refinements of the method's starting list:
+Pairs of units that cannot both fire in a real face (the CPEM paper's expression-exclusive
+constraint, AAAI 2022), written with X standing for the side (_L and _R). Our refinements of the method's starting list:
 - eyeLookIn/eyeLookOut and eyeLookUp/eyeLookDown are per eye, as in the paper's "eye slide".
 - mouthFrown is contradictory with mouthSmile, mouthDimple and mouthStretch per side (the paper's
   lip-corner depressor vs lip-corner pull strong/weak and stretch).

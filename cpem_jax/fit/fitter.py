@@ -28,8 +28,10 @@ from cpem_jax.fit.optimize import (frame_step_sizes, project_joint, run_adam,
 from cpem_jax.fit.params import (FrameParams, SharedParams, init_frames, init_shared,
                                  project_frames, to_coefficients)
 from cpem_jax.fit.skin_mask import skin_mask_from_landmarks
-from cpem_jax.geometry.camera import Camera, default_camera
+from cpem_jax.geometry.camera import (DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL, Camera,
+                                     crop_camera)
 from cpem_jax.geometry.pipeline import project_landmarks
+from cpem_jax.losses.objective import Targets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +51,8 @@ class FitConfig:
     track_photo_iters: int = 10
     photometric: bool = True
     weights: FitWeights = FitWeights()
-    focal_per_pixel: float = 1015.0 / 224.0
-    distance_cm: float = 100.0
+    focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL
+    distance_cm: float = DEFAULT_DISTANCE_CM
 
     def __post_init__(self):
         for name in ("size", "photo_size", "keyframes", "chunk"):
@@ -58,8 +60,7 @@ class FitConfig:
                 raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}")
 
     def camera(self) -> Camera:
-        return default_camera(self.size, focal=self.focal_per_pixel * self.size,
-                              distance_cm=self.distance_cm)
+        return crop_camera(self.size, self.focal_per_pixel, self.distance_cm)
 
 
 @dataclasses.dataclass
@@ -85,8 +86,6 @@ class SequenceFitter:
     """Compiled fitting programs for one model, camera and config."""
 
     def __init__(self, model: FaceModel, config: FitConfig, render_fn: Optional[Callable] = None):
-        if render_fn is None:
-            from cpem_jax.render.face_renderer import render_face as render_fn
         self.model = model
         self.config = config
         self.camera = config.camera()
@@ -123,9 +122,9 @@ class SequenceFitter:
         if photo != size:
             image = np.stack([cv2.resize(im, (photo, photo), interpolation=cv2.INTER_AREA)
                               for im in image])
-        return FitData(image=jnp.asarray(image), skin_mask=jnp.asarray(skin),
-                       landmarks=jnp.asarray(landmarks, jnp.float32), anchor=anchor,
-                       anchor_weight=jnp.float32(anchor_weight))
+        targets = Targets(image=jnp.asarray(image), skin_mask=jnp.asarray(skin),
+                          landmarks=jnp.asarray(landmarks, jnp.float32))
+        return FitData(targets=targets, anchor=anchor, anchor_weight=jnp.float32(anchor_weight))
 
     def _stages(self, fn, first, second, data):
         cfg = self.config

@@ -65,6 +65,19 @@ def default_camera(image_size: int = 224, focal: float | None = None,
                   width=image_size, height=image_size)
 
 
+def crop_camera(size: int, focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL,
+                distance_cm: float = DEFAULT_DISTANCE_CM) -> Camera:
+    """The camera of a size x size face crop: the one camera of training, fitting and export.
+
+    Args:
+      size: crop side in pixels.
+      focal_per_pixel: focal length / crop side (default Deep3DFaceRecon's 1015 / 224).
+      distance_cm: distance of the model origin at zero translation (default 100 cm).
+    """
+    return default_camera(int(size), focal=float(focal_per_pixel) * int(size),
+                          distance_cm=float(distance_cm))
+
+
 def transform(points: jnp.ndarray, rotation_matrix: jnp.ndarray, translation: jnp.ndarray,
               camera: Camera) -> jnp.ndarray:
     """Rigidly moves model-space points into camera space.

@@ -9,18 +9,18 @@ Damaged input keeps every frame that could be read:
   * a video that stops decoding before the frame count its container announces (a truncated or
     damaged file) yields the frames before the damage, then warns (`TruncatedInputWarning`); the
     last decoded frame is dropped there, since a decoder fills a partial frame with guesses;
-  * an unreadable image inside a folder is skipped with a warning; the other images keep their
-    folder positions as frame indices, so timestamps stay aligned;
+  * an unreadable or truncated image inside a folder is skipped with a warning; the other images
+    keep their folder positions as frame indices, so timestamps stay aligned;
   * a file that is not a readable video or image at all raises `FrameSourceError`.
 
 Timestamps are `index / fps` for files (constant frame rate is assumed) and seconds since the
-first frame for a webcam.
+first frame for a webcam. Image files are read by `cpem_jax.io.images.read_image` (EXIF
+orientation applied, truncated files refused).
 """
 from __future__ import annotations
 
 import abc
 import os
-import re
 import time
 import warnings
 from typing import Iterator, List, NamedTuple, Optional, Union
@@ -28,20 +28,16 @@ from typing import Iterator, List, NamedTuple, Optional, Union
 import cv2
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+from cpem_jax.io.images import (DEFAULT_MIN_SIZE, IMAGE_EXTENSIONS, FrameSourceError,
+                                check_image_size, is_image_path, natural_sort_key, read_image,
+                                to_rgb_uint8)
+
 # Frame rate given to image folders and single images when the caller names none.
 DEFAULT_IMAGE_FPS = 25.0
 # Frame rate assumed for a webcam that does not report one.
 DEFAULT_WEBCAM_FPS = 30.0
-# Smallest image side accepted: the face crop is resized to 224 px, and a face inside an image
-# smaller than this cannot be detected or landmarked meaningfully.
-DEFAULT_MIN_SIZE = 32
 
 SourceSpec = Union[str, os.PathLike, int]
-
-
-class FrameSourceError(ValueError):
-    """Raised when an input cannot be opened or decoded at all."""
 
 
 class TruncatedInputWarning(UserWarning):
@@ -59,77 +55,6 @@ class Frame(NamedTuple):
     index: int
     timestamp_s: float
     image: np.ndarray
-
-
-def to_rgb_uint8(image: np.ndarray, origin: str = "image") -> np.ndarray:
-    """Converts a decoded OpenCV image to RGB uint8.
-
-    Args:
-      image: [H, W] gray, [H, W, 1] gray, [H, W, 3] BGR or [H, W, 4] BGRA; uint8 or uint16.
-      origin: a name for error messages (usually the file path).
-    Returns:
-      [H, W, 3] uint8 RGB (alpha is dropped, 16-bit values are scaled to 8 bits).
-    """
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise FrameSourceError(
-            f"{origin}: unsupported pixel type {image.dtype}; convert it to an 8-bit PNG or JPEG.")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    raise FrameSourceError(
-        f"{origin}: unsupported image shape {image.shape}; expected gray, RGB or RGBA.")
-
-
-def check_image_size(image: np.ndarray, min_size: int, origin: str) -> None:
-    """Raises FrameSourceError when `image [H, W, 3]` has a side below `min_size` pixels."""
-    height, width = image.shape[:2]
-    if min(height, width) < min_size:
-        raise FrameSourceError(
-            f"{origin}: image is {width}x{height} px, smaller than the {min_size} px minimum; "
-            "use a larger image (faces need tens of pixels to be detected).")
-
-
-def read_image(path: Union[str, os.PathLike], min_size: int = DEFAULT_MIN_SIZE) -> np.ndarray:
-    """Reads one image file.
-
-    Args:
-      path: image file path (any OpenCV-readable format; non-ASCII paths are fine).
-      min_size: smallest accepted side in pixels.
-    Returns:
-      [H, W, 3] uint8 RGB.
-    Raises:
-      FileNotFoundError: no such file.
-      FrameSourceError: not a readable image, or smaller than `min_size`.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image not found: {path!r}; check the path.")
-    data = np.fromfile(path, dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if decoded is None:
-        raise FrameSourceError(
-            f"{path}: not a readable image (corrupt, truncated or unsupported format); "
-            f"re-save it as PNG or JPEG.")
-    image = to_rgb_uint8(decoded, origin=path)
-    check_image_size(image, min_size, path)
-    return image
-
-
-def natural_sort_key(name: str) -> List[Union[int, str]]:
-    """Sort key that orders 'frame2' before 'frame10'."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def is_image_path(path: Union[str, os.PathLike]) -> bool:
-    """True when the file name ends with one of IMAGE_EXTENSIONS (case-insensitive)."""
-    return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
 class FrameSource(abc.ABC):

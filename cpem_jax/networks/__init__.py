@@ -7,6 +7,7 @@ torchvision state dict are loaded with `load_into_pe_net`.
 from cpem_jax.networks.heads import CoefficientHeads, lighting_offset
 from cpem_jax.networks.mobilenet import MobileNetV2, mobilenet_v2
 from cpem_jax.networks.pe_net import (BACKBONES, IMAGENET_MEAN, IMAGENET_STD, PENet, fold_frames,
+                                      pe_net_from_config,
                                       init_pe_net, make_backbone, normalize_images, unfold_frames)
 from cpem_jax.networks.resnet import ResNet, resnet18, resnet50
 from cpem_jax.networks.torchvision_convert import (ConversionError, convert_state_dict,
@@ -17,5 +18,6 @@ __all__ = [
     "BACKBONES", "IMAGENET_MEAN", "IMAGENET_STD", "CoefficientHeads", "ConversionError",
     "MobileNetV2", "PENet", "ResNet", "convert_state_dict", "fold_frames", "init_pe_net",
     "lighting_offset", "load_into_pe_net", "load_state_dict", "make_backbone", "mobilenet_v2",
-    "normalize_images", "required_torch_names", "resnet18", "resnet50", "unfold_frames",
+    "normalize_images", "pe_net_from_config", "required_torch_names", "resnet18", "resnet50",
+    "unfold_frames",
 ]

@@ -93,6 +93,12 @@ class PENet(nn.Module):
                                 name="heads")(features)
 
 
+def pe_net_from_config(model_config, layout: CoeffLayout) -> PENet:
+    """The PENet a config's `model` section describes (backbone, width_scale)."""
+    return PENet(layout=layout, backbone=str(model_config.backbone),
+                 width_scale=float(model_config.width_scale))
+
+
 def fold_frames(clips: jnp.ndarray) -> jnp.ndarray:
     """clips [B, T, ...] -> [B*T, ...] (frames of a clip stay adjacent)."""
     if clips.ndim < 2:

@@ -1,35 +1,37 @@
-"""The preview video of `cpem-jax retarget`: input | our face model | the avatar, side by side.
+"""The preview video of `cpem-jax retarget`: input | our face model | the avatar, side by side,
+and the fit overlay video (input | render | landmarks).
 
-Each frame is three square panels of `size` pixels, captioned:
-  1. the face crop the estimator saw (the whole frame, captioned "no face", where none was
-     found);
+Each preview frame is three square panels of `size` pixels, captioned:
+  1. the image the estimator saw: the face crop, or the whole frame letterboxed where no face was
+     found (captioned "no face");
   2. our face model rendered with the exported (smoothed) expression and pose and the estimated
      identity, albedo and lighting, in the crop's camera, so it lines up with panel 1;
   3. the avatar (`--avatar`) posed with the per-frame morph weights `retarget_avatar` wrote and
      turned by the head rotation, rendered by `mesh_render`; without an avatar (or when the
      avatar cannot be read), our face model's neutral identity with the same weights from a 3/4
      view, shaded grey.
+Everything comes from the `VideoEstimate` (its crops included): the source is not read again.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import cv2
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from cpem_jax.export.arkit import ARKIT_NAMES, build_arkit_mapping, shape_name_key
-from cpem_jax.export.avatar import RetargetReport, match_target
-from cpem_jax.export.coefficients import CoefficientTrack
-from cpem_jax.export.schema import FrameTrack
+from cpem_jax.batching import padded_batches
+from cpem_jax.estimation.video_estimate import VideoEstimate
+from cpem_jax.export import (ARKIT_NAMES, FrameTrack, MorphMesh, RetargetReport,
+                             build_arkit_mapping, face_model_mesh, match_target, shape_name_key)
 from cpem_jax.face_model.model import Coefficients, FaceModel
-from cpem_jax.geometry.camera import Camera
-from cpem_jax.retarget.gltf_mesh import MorphMesh
+from cpem_jax.io.video_writer import write_video
+from cpem_jax.render.face_renderer import render_face
 from cpem_jax.retarget.mesh_render import Framing, frame_mesh, render_mesh
-from cpem_jax.viz.overlay_video import write_video
+from cpem_jax.viz.overlay import overlay_row, to_uint8
 
 THREE_QUARTER_YAW = 0.6  # radians, the view of the face model when no avatar is given
 AVATAR_COLOR = (0.62, 0.72, 0.86)
@@ -55,28 +57,9 @@ class MeshPanel:
     color: tuple
 
 
-def face_model_mesh(model: FaceModel, identity: np.ndarray) -> MorphMesh:
-    """Our model with one identity as a MorphMesh: vertices [V, 3] cm, one target per unit."""
-    identity = np.nan_to_num(np.asarray(identity, np.float32))
-    vertices = np.asarray(model.mean_shape) + np.einsum("vck,k->vc", np.asarray(model.id_basis),
-                                                        identity)
-    return MorphMesh(vertices=vertices.astype(np.float32),
-                     triangles=np.asarray(model.triangles, np.int32),
-                     deltas=np.moveaxis(np.asarray(model.exp_basis, np.float32), -1, 0),
-                     target_keys=tuple(("face", u) for u in model.expression_names),
-                     default_weights=np.zeros(model.n_expression, np.float32))
-
-
-def shared_identity(track: CoefficientTrack) -> np.ndarray:
-    """The identity [K_id] of a track: the mean over frames with a face (0 when none)."""
-    rows = track.identity[track.face_found]
-    return rows.mean(axis=0) if len(rows) else np.zeros(track.identity.shape[1], np.float32)
-
-
-def model_panel(model: FaceModel, coefficients: CoefficientTrack,
-                frame_track: FrameTrack) -> MeshPanel:
+def model_panel(model: FaceModel, estimate: VideoEstimate, frame_track: FrameTrack) -> MeshPanel:
     """The right panel without an avatar: our face model from a 3/4 view."""
-    mesh = face_model_mesh(model, shared_identity(coefficients))
+    mesh = face_model_mesh(model, estimate.identity)
     return MeshPanel(mesh=mesh, weights=frame_track.expression,
                      framing=frame_mesh(mesh.vertices, THREE_QUARTER_YAW),
                      caption="face model 3/4", color=MODEL_COLOR)
@@ -112,7 +95,7 @@ def avatar_weights(mesh: MorphMesh, report: Optional[RetargetReport],
 
 def avatar_panel(mesh: MorphMesh, report: Optional[RetargetReport], frame_track: FrameTrack,
                  name: str) -> MeshPanel:
-    """The right panel for an avatar loaded with `gltf_mesh.load_morph_mesh`."""
+    """The right panel for an avatar loaded with `cpem_jax.export.load_morph_mesh`."""
     return MeshPanel(mesh=mesh, weights=avatar_weights(mesh, report, frame_track),
                      framing=frame_mesh(mesh.vertices), caption=name, color=AVATAR_COLOR)
 
@@ -131,93 +114,78 @@ def caption(panel: np.ndarray, text: str) -> np.ndarray:
     return panel
 
 
-def letterbox(image: np.ndarray, size: int) -> np.ndarray:
-    """image [H, W, 3] uint8 -> [size, size, 3] uint8, whole image scaled to fit, black bars."""
-    height, width = image.shape[:2]
-    scale = size / max(height, width)
-    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    out = np.zeros((size, size, 3), np.uint8)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
-    out[top:top + new_h, left:left + new_w] = cv2.resize(image, (new_w, new_h),
-                                                         interpolation=cv2.INTER_AREA)
-    return out
+def _clean(values: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(np.asarray(values, np.float32))
 
 
-def whole_frames(source, frame_indices, size: int, max_frames: Optional[int] = None) -> dict:
-    """The named frames of a source, letterboxed: {frame index: [size, size, 3] uint8}.
-
-    Used for the frames without a face, whose crop is empty. Reads the source once more; a
-    source that cannot be read again gives {} (the panel then stays black).
-    """
-    from cpem_jax.io.frames import open_frames
-    wanted = set(int(i) for i in frame_indices)
-    out = {}
-    if not wanted:
-        return out
-    try:
-        with open_frames(source, max_frames=max_frames) as frames:
-            for frame in frames:
-                if frame.index in wanted:
-                    out[frame.index] = letterbox(frame.image, size)
-    except (OSError, ValueError) as error:
-        logging.debug("preview: could not re-read %s (%s)", source, error)
-    return out
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def preview_frames(coefficients: CoefficientTrack, crops: np.ndarray, frame_track: FrameTrack,
-                   model: FaceModel, camera: Camera, right: MeshPanel, size: int = 224,
-                   batch: int = 8, no_face_images: Optional[dict] = None
-                   ) -> Iterator[np.ndarray]:
+def preview_frames(estimate: VideoEstimate, frame_track: FrameTrack, model: FaceModel,
+                   right: MeshPanel, size: int = 224, batch: int = 8) -> Iterator[np.ndarray]:
     """Yields the preview frames [size, 3 * size, 3] uint8 (module doc).
 
     Args:
-      coefficients: the estimator's track (identity, albedo, lighting per frame).
-      crops: [N, S, S, 3] uint8 face crops (S = camera size).
+      estimate: the estimator's result, with its crops (identity, albedo, lighting, camera).
       frame_track: the exported track (smoothed expression and pose), N frames.
       model: the face model the coefficients belong to.
-      camera: the crops' camera.
       right: the right panel.
       size: panel side in pixels.
       batch: frames rendered per call (one compiled shape; the last batch is padded).
-      no_face_images: {frame index: [size, size, 3] uint8} shown in panel 1 for frames without
-        a face (see `whole_frames`); black where absent.
     """
-    no_face_images = no_face_images or {}
-    from cpem_jax.render.face_renderer import render_face
+    if estimate.crops is None:
+        raise ValueError("the preview needs the estimate's crops (an estimate read back from a "
+                         "coefficient file has none)")
+    camera = estimate.camera
     render = jax.jit(lambda m, c: render_face(m, c, camera, image_size=(size, size),
                                               background=np.asarray(BACKGROUND, np.float32)))
-    n = frame_track.n_frames
     found = frame_track.face_found
-    for begin in range(0, n, batch):
-        idx = np.arange(begin, min(begin + batch, n))
-        padded = np.concatenate([idx, np.repeat(idx[-1:], batch - len(idx))])
-        clean = lambda a: np.nan_to_num(np.asarray(a[padded], np.float32))
-        coeffs = Coefficients(identity=clean(coefficients.identity),
-                              expression=clean(frame_track.expression),
-                              albedo=clean(coefficients.albedo),
-                              lighting=clean(coefficients.lighting),
-                              rotation=clean(frame_track.rotation),
-                              translation=clean(frame_track.translation))
+    identity, albedo = estimate.per_frame("identity"), estimate.per_frame("albedo")
+    lighting = estimate.per_frame("lighting")
+    for rows, padded in padded_batches(frame_track.n_frames, batch):
+        coeffs = Coefficients(identity=_clean(identity[padded]),
+                              expression=_clean(frame_track.expression[padded]),
+                              albedo=_clean(albedo[padded]), lighting=_clean(lighting[padded]),
+                              rotation=_clean(frame_track.rotation[padded]),
+                              translation=_clean(frame_track.translation[padded]))
         faces = np.asarray(render(model, coeffs).image)
         meshes = render_mesh(right.mesh.posed(right.weights[padded]), right.mesh.triangles,
                              right.framing, frame_track.rotation[padded], size=size,
                              color=right.color, background=BACKGROUND)
-        for j, i in enumerate(idx):
-            crop = cv2.resize(crops[i], (size, size), interpolation=cv2.INTER_AREA)
-            if found[i]:
-                middle = _to_uint8(faces[j])
-            else:
-                crop = no_face_images.get(int(coefficients.frame_index[i]), np.zeros_like(crop))
-                crop = crop.copy()
-                middle = np.full_like(crop, int(BACKGROUND[0] * 255))
+        for j, i in enumerate(rows):
+            crop = cv2.resize(estimate.crops[i], (size, size), interpolation=cv2.INTER_AREA)
+            middle = (to_uint8(faces[j]) if found[i]
+                      else np.full_like(crop, int(BACKGROUND[0] * 255)))
             panels = [caption(crop, "input" if found[i] else "input: no face"),
                       caption(middle, "face model"),
-                      caption(_to_uint8(meshes[j]), right.caption)]
+                      caption(to_uint8(meshes[j]), right.caption)]
             yield np.concatenate(panels, axis=1)
+
+
+def overlay_frames(estimate: VideoEstimate, model: FaceModel, batch: int = 8,
+                   indices: Optional[Sequence[int]] = None) -> Iterator[np.ndarray]:
+    """The fit overlay: one [S, 3S, 3] uint8 row per frame (or per frame of `indices`, in
+    order): crop | model rendered over the crop | landmarks (detected green, fitted red).
+    Frames without a face show the letterboxed frame three times."""
+    if estimate.crops is None:
+        raise ValueError("the overlay needs the estimate's crops")
+    camera = estimate.camera
+    render = jax.jit(lambda m, c, back: render_face(m, c, camera, background=back))
+    order = np.arange(estimate.n_frames) if indices is None else np.asarray(indices, int)
+    rows_of = np.cumsum(estimate.face_found) - 1   # frame -> row among the frames with a face
+    fitted = estimate.landmarks_fitted
+    for rows, padded in padded_batches(len(order), batch):
+        frames = order[padded]
+        coeffs = estimate.coefficients(np.maximum(rows_of[frames], 0)) if estimate.n_found \
+            else None
+        backs = estimate.crops[frames].astype(np.float32) / 255.0
+        images = np.asarray(render(model, coeffs, backs).image) if coeffs is not None else backs
+        for j in range(len(rows)):
+            i = frames[j]
+            crop = estimate.crops[i]
+            if not estimate.face_found[i]:
+                yield overlay_row(crop, crop, None, None)
+                continue
+            a = estimate.crop_affine[i]
+            detected = estimate.landmarks_detected[i] @ a[:, :2].T + a[:, 2]
+            yield overlay_row(crop, images[j], detected, fitted[rows_of[i]])
 
 
 def write_preview(path: str, frames: Iterator[np.ndarray], fps: float, total: int,

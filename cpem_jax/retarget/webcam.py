@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-import imageio.v2 as imageio
 from tqdm import tqdm
 
 from cpem_jax.io.frames import open_frames
+from cpem_jax.io.video_writer import VideoWriter
+
+# The recording is processed again later, so it is kept close to the camera's quality.
+RECORDING_QUALITY = 9.0
 
 
 def capture_webcam(index: int, path: str, max_frames: Optional[int] = None,
@@ -31,22 +34,19 @@ def capture_webcam(index: int, path: str, max_frames: Optional[int] = None,
       RuntimeError: no frame was recorded.
     """
     source = open_frames(int(index), max_frames=max_frames)
-    count = 0
     logging.info("recording webcam %d at %.1f fps to %s; press Ctrl-C to stop", index,
                  source.fps, path)
-    with imageio.get_writer(path, fps=source.fps, codec="libx264", quality=9,
-                            macro_block_size=1) as writer:
+    with VideoWriter(path, fps=source.fps, quality=RECORDING_QUALITY) as writer:
         bar = tqdm(unit="frame", desc="recording", total=max_frames, disable=not progress)
         try:
             for frame in source:
-                writer.append_data(frame.image)
-                count += 1
+                writer.append(frame.image)
                 bar.update()
         except KeyboardInterrupt:
-            logging.info("recording stopped after %d frames", count)
+            logging.info("recording stopped after %d frames", writer.count)
         finally:
             bar.close()
             source.close()
-    if count == 0:
+    if writer.count == 0:
         raise RuntimeError(f"webcam {index} delivered no frame; check the camera")
-    return count
+    return writer.count

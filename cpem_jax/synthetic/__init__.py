@@ -1,4 +1,4 @@
-"""Synthetic benchmark with exact ground truth (issue 7).
+"""Synthetic benchmark with exact ground truth.
 
 `generator.generate_split` renders multi-frame clips from the face model and writes them in the
 CPEM folder layout with a `ground_truth.npz` (`ground_truth.load_ground_truth`); `expressions`

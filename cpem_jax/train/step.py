@@ -1,4 +1,4 @@
-"""The pure train step: network -> coefficients -> render -> every CPEM loss -> Adam update."""
+"""The pure train step: network -> coefficients -> the shared objective + L_idc -> Adam update."""
 from __future__ import annotations
 
 from typing import Callable, Dict, Mapping, Optional
@@ -9,7 +9,9 @@ import optax
 
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.geometry.camera import Camera
-from cpem_jax.losses import cpem_losses, exp_loss_weight
+from cpem_jax.losses import exp_loss_weight, identity_consistency_loss, perceptual_loss
+from cpem_jax.losses.objective import (TRAINING_WEIGHTS, Targets, combine_losses,
+                                       reconstruction_terms)
 from cpem_jax.losses.perceptual import EmbedFn
 from cpem_jax.networks.pe_net import fold_frames
 from cpem_jax.train.state import TrainState, current_learning_rate
@@ -18,21 +20,35 @@ from cpem_jax.train.state import TrainState, current_learning_rate
 ARRAY_KEYS = ("image", "skin_mask", "landmarks", "front_flag")
 
 
-def composite(render: jnp.ndarray, mask: jnp.ndarray, image: jnp.ndarray) -> jnp.ndarray:
-    """render [N, H, W, 3] over image [N, H, W, 3] where mask [N, H, W] (soft) covers it."""
-    return render * mask[..., None] + image * (1.0 - mask[..., None])
+def training_terms(model: FaceModel, coeffs, camera: Camera, targets: Targets, frames: int,
+                   render_fn: Optional[Callable], embed_fn: Optional[EmbedFn]):
+    """The reconstruction terms of N = B*T frames plus L_idc over each clip of T frames.
+
+    Returns (terms dict, FaceRender over the input).
+    """
+    n = coeffs.identity.shape[0]
+    if frames <= 0 or n % frames:
+        raise ValueError(f"batch of {n} frames is not a whole number of clips of {frames} frames")
+    terms, rendered = reconstruction_terms(model, coeffs, camera, targets, render_fn, embed_fn)
+    if "per" not in terms:  # No recognition network: the term is 0 (logged once).
+        terms["per"] = perceptual_loss(targets.image, rendered.image, targets.landmarks, None)
+    terms["idc"] = identity_consistency_loss(
+        coeffs.identity.reshape((n // frames, frames) + coeffs.identity.shape[1:]))
+    return terms, rendered
 
 
 def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarray],
                    face_model: FaceModel, camera: Camera, weights: Mapping[str, jnp.ndarray],
-                   render_fn: Callable, embed_fn: Optional[EmbedFn], train: bool = True):
+                   render_fn: Optional[Callable], embed_fn: Optional[EmbedFn],
+                   train: bool = True):
     """Losses of one batch of B clips x T frames.
 
     Args:
       batch: image [B, T, H, W, 3] in [0, 1], skin_mask [B, T, H, W], landmarks [B, T, 68, 2]
         pixels, front_flag [B, T] bool.
+      weights: loss weights by term name (defaults: TRAINING_WEIGHTS).
     Returns:
-      (total, (terms dict, new batch_stats, coefficients [N], render output)).
+      (total, (terms dict, new batch_stats, coefficients [N], FaceRender over the input)).
     """
     frames = batch["image"].shape[1]
     images = fold_frames(batch["image"])
@@ -42,19 +58,17 @@ def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarra
         new_stats = mutated["batch_stats"]
     else:
         coeffs, new_stats = apply_fn(variables, images, train=False), batch_stats
-    rendered = render_fn(face_model, coeffs, camera)
-    total, terms = cpem_losses(
-        image=images, render=composite(rendered.image, rendered.mask, images),
-        render_mask=rendered.mask, skin_mask=fold_frames(batch["skin_mask"]),
-        landmarks_predicted=rendered.landmarks, landmarks_target=fold_frames(batch["landmarks"]),
-        front_face_flag=fold_frames(batch["front_flag"]), coeffs=coeffs,
-        contradictory_pairs=face_model.contradictory_pairs, frames=frames, weights=weights,
-        embed_fn=embed_fn, image_size=float(images.shape[1]))
+    targets = Targets(image=images, skin_mask=fold_frames(batch["skin_mask"]),
+                      landmarks=fold_frames(batch["landmarks"]),
+                      front_flag=fold_frames(batch["front_flag"]))
+    terms, rendered = training_terms(face_model, coeffs, camera, targets, frames, render_fn,
+                                     embed_fn)
+    total, terms = combine_losses(terms, weights, TRAINING_WEIGHTS)
     return total, (terms, new_stats, coeffs, rendered)
 
 
 def make_train_step(camera: Camera, loss_weights: Mapping[str, float], total_steps: int,
-                    exp_start_fraction: float, render_fn: Callable,
+                    exp_start_fraction: float, render_fn: Optional[Callable],
                     embed_fn: Optional[EmbedFn] = None) -> Callable:
     """Builds `train_step(state, batch, face_model) -> (state, metrics)` (pure; jit it).
 
@@ -65,7 +79,7 @@ def make_train_step(camera: Camera, loss_weights: Mapping[str, float], total_ste
     def train_step(state: TrainState, batch: Dict[str, jnp.ndarray], face_model: FaceModel):
         weights = dict(static_weights)
         weights["exp"] = exp_loss_weight(state.step, total_steps, exp_start_fraction,
-                                         static_weights.get("exp", 0.0))
+                                         static_weights.get("exp", TRAINING_WEIGHTS["exp"]))
 
         def loss_fn(params):
             return forward_losses(params, state.batch_stats, state.apply_fn, batch, face_model,

@@ -1,0 +1,61 @@
+"""One entry point for every estimator: a source in, a `VideoEstimate` out.
+
+    estimate = estimate_video("talk.mp4", method="fit")
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from cpem_jax.estimation.video_estimate import VideoEstimate
+
+METHODS = ("fit", "net")
+
+
+def default_landmarker():
+    """The front end: face detector + 68 landmarks (dlib, offline)."""
+    from cpem_jax.detect.dlib_landmarker import DlibLandmarker
+    try:
+        return DlibLandmarker()
+    except ImportError as error:  # Optional dependency: the message says how to install it.
+        raise RuntimeError(str(error)) from error
+
+
+def make_estimator(method: str = "fit", fit_config=None, face_model: Optional[str] = None,
+                   checkpoint: Optional[str] = None, landmarker=None):
+    """An estimator: `estimator(source, face=0, max_frames=None, progress=True) -> VideoEstimate`,
+    with its face model in `estimator.model`.
+
+    Args:
+      method: "fit" (per-video fitting with `fit_config`, a FitConfig) or "net" (the network
+        restored from `checkpoint`, a training workdir).
+      face_model: face model spec (see cpem_jax.face_model.load_face_model); for "net" the
+        checkpoint's model is used unless this names another.
+      landmarker: the front end (default `default_landmarker()`).
+    Raises:
+      ValueError: unknown method or missing checkpoint.
+    """
+    if method not in METHODS:
+        raise ValueError(f"--method must be one of {METHODS}, got {method!r}")
+    if method == "net" and not checkpoint:
+        raise ValueError("--method net needs --checkpoint DIR (a training workdir); "
+                         "use --method fit while no trained weights exist")
+    landmarker = landmarker or default_landmarker()
+    if method == "net":
+        from cpem_jax.estimation.network import NetEstimator, NetPredictor
+        return NetEstimator(NetPredictor.from_workdir(checkpoint, face_model), landmarker)
+    from cpem_jax.estimation.fitting import FitEstimator
+    from cpem_jax.face_model import load_face_model
+    from cpem_jax.fit.fitter import FitConfig
+    return FitEstimator(load_face_model(face_model), landmarker, fit_config or FitConfig())
+
+
+def estimate_video(source, method: str = "fit", fit_config=None, face_model: Optional[str] = None,
+                   checkpoint: Optional[str] = None, face: int = 0,
+                   max_frames: Optional[int] = None, progress: bool = True,
+                   landmarker=None) -> VideoEstimate:
+    """`make_estimator(...)(source, ...)`: one source, one estimate (face 0 = the largest).
+
+    Raises NoFaceError (RuntimeError) when no frame shows a face.
+    """
+    estimator = make_estimator(method, fit_config, face_model, checkpoint, landmarker)
+    return estimator(source, face=face, max_frames=max_frames, progress=progress)

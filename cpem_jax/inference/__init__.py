@@ -1,1 +1,0 @@
-"""Estimating coefficients with a trained PE-Net checkpoint."""
