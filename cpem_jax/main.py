@@ -4,6 +4,9 @@ Overrides from the command line: --config.optim.learning_rate=3e-4, --config.dat
 Re-running with the same --workdir resumes from its latest checkpoint.
 Several hosts: run the same command on each with JAX's distributed environment set
 (--distributed initialises jax.distributed; each host feeds its shard of the batch).
+
+An error the user can fix (no or unusable data, a missing face model or pretrained file, a
+non-finite loss) is printed as one line, `cpem_jax.main: error: ...`, with exit status 2.
 """
 import logging
 import os
@@ -29,10 +32,18 @@ def main(argv):
     import jax
     if FLAGS.distributed:
         jax.distributed.initialize()
+    from cpem_jax.networks.torchvision_convert import ConversionError
+    from cpem_jax.train.errors import NonFiniteLossError, TrainingSetupError
     from cpem_jax.train.loop import train_and_evaluate
     logging.info("JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
                  jax.process_count())
-    train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    try:
+        train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except (TrainingSetupError, NonFiniteLossError, ConversionError, FileNotFoundError) as err:
+        # FileNotFoundError: the face model (FaceModelNotFound) or config.model.pretrained.
+        print(f"cpem_jax.main: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -24,16 +24,27 @@ def _saveable(state: TrainState) -> dict:
             "opt_state": state.opt_state}
 
 
-def save(manager: ocp.CheckpointManager, state: TrainState, force: bool = False) -> bool:
-    """Saves at the state's step when the interval says so (or `force`); True if it saved."""
-    step = int(jax.device_get(state.step))
+def save(manager: ocp.CheckpointManager, state: TrainState, force: bool = False,
+         step: Optional[int] = None) -> bool:
+    """Saves at the state's step when the interval says so (or `force`); True if it saved.
+
+    Args:
+      step: the state's step when the caller knows it on the host; passing it spares a
+        device-to-host wait for `state.step` (the training loop passes it).
+    """
+    if step is None:
+        step = int(jax.device_get(state.step))
     if step in manager.all_steps():
         return False  # Already saved (e.g. the interval hit the last step).
     return manager.save(step, args=ocp.args.StandardSave(_saveable(state)), force=force)
 
 
 def restore_latest(manager: ocp.CheckpointManager, state: TrainState) -> Optional[TrainState]:
-    """The latest saved state, shaped and sharded like `state`, or None when there is none."""
+    """The latest saved state, shaped and sharded like `state`, or None when there is none.
+
+    `state` may be concrete or abstract (jax.ShapeDtypeStruct leaves with shardings, from
+    `state.abstract_state`): the arrays are read straight into those shardings.
+    """
     step = manager.latest_step()
     if step is None:
         return None

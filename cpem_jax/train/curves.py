@@ -2,8 +2,8 @@
 
     python -m cpem_jax.train.curves WORKDIR [-o curves.png]
 
-One panel per loss term: the per-step training value (thin) and the fixed-batch evaluation value
-(`eval/*`, markers). Where a resumed run logged a step twice, the later line wins.
+One panel per loss term: the training value (mean over each log window, thin) and the
+fixed-batch evaluation value (`eval/*`, markers). Where a resumed run logged a step twice, the later line wins.
 """
 from __future__ import annotations
 

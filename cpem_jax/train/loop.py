@@ -1,58 +1,57 @@
-"""The training loop: data, network, sharded jitted step, metrics, checkpoints, resume."""
+"""The training loop: checks, sharded state, the jitted step, periodic actions, resume.
+
+`train_and_evaluate` runs in three stages:
+  1. checks that can refuse the run (batch vs devices, the data root, the face model, the
+     perceptual network) before anything is written to the workdir;
+  2. the state: shapes from `jax.eval_shape`, then either restored from the workdir's latest
+     checkpoint straight into its shardings or initialised under jit with those out_shardings;
+  3. the steps: dispatched back to back; the host reads values only in the periodic actions
+     (`actions.MetricWindow` every `config.log_every` steps, where a NaN stops the run, and
+     evaluation, overlays and checkpoints at their intervals).
+"""
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-import time
 from typing import Callable, Optional
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from tqdm import tqdm
 
-from cpem_jax.data import cpem_folder, pipeline
 from cpem_jax.face_model import load_face_model
-from cpem_jax.geometry.camera import default_camera
-from cpem_jax.networks.pe_net import PENet, fold_frames, init_pe_net
-from cpem_jax.train import checkpoint, sharding
-from cpem_jax.train.metrics import MetricWriter, overlay_strip
-from cpem_jax.train.state import TrainState, make_optimizer
-from cpem_jax.train.step import ARRAY_KEYS, forward_losses, make_train_step, non_finite_terms
+from cpem_jax.geometry.camera import crop_camera
+from cpem_jax.networks import pe_net_from_config
+from cpem_jax.train import actions, checkpoint, inputs, sharding
+from cpem_jax.train.errors import NonFiniteLossError  # noqa: F401 (raised by actions; API)
+from cpem_jax.train.errors import TrainingSetupError
+from cpem_jax.train.state import (TrainState, abstract_state, initial_state, make_optimizer,
+                                  state_initializer, state_shardings)
+from cpem_jax.train.step import ARRAY_KEYS, forward_losses, make_train_step
 
 LOSS_KEYS = ("pho", "per", "lm", "reg", "sp", "idc", "exp")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss term went NaN or infinite; the message names the step and the term."""
+PERCEPTUAL_NETWORKS = ("dlib", "none")
 
 
 def loss_weights(config: ml_collections.ConfigDict) -> dict:
+    """{term: weight} of `config.loss` for the seven CPEM terms."""
     return {k: float(config.loss[k]) for k in LOSS_KEYS}
 
 
-def make_camera(config: ml_collections.ConfigDict):
-    size = int(config.model.image_size)
-    return default_camera(size, focal=config.camera.focal_per_pixel * size,
-                          distance_cm=config.camera.distance_cm)
-
-
-def make_network(config, face_model) -> PENet:
-    return PENet(layout=face_model.layout(), backbone=config.model.backbone,
-                 width_scale=config.model.width_scale)
-
-
-def make_embed_fn(config) -> Optional[Callable]:
-    """The perceptual term's face-recognition network, or None (the loss logs that it is off)."""
+def check_perceptual_choice(config: ml_collections.ConfigDict) -> None:
+    """TrainingSetupError unless config.loss.perceptual_network is one of PERCEPTUAL_NETWORKS."""
     choice = config.loss.perceptual_network
-    if choice == "none" or float(config.loss.per) == 0.0:
+    if choice not in PERCEPTUAL_NETWORKS:
+        raise TrainingSetupError(f"--config.loss.perceptual_network={choice!r}; use one of "
+                                 f"{', '.join(PERCEPTUAL_NETWORKS)}")
+
+
+def make_embed_fn(config: ml_collections.ConfigDict) -> Optional[Callable]:
+    """The perceptual term's face-recognition network, or None (the loss logs that it is off)."""
+    check_perceptual_choice(config)
+    if config.loss.perceptual_network == "none" or float(config.loss.per) == 0.0:
         logging.info("perceptual loss disabled by the config")
         return None
-    if choice != "dlib":
-        raise ValueError(f"loss.perceptual_network={choice!r}; use 'dlib' or 'none'")
     try:
         from cpem_jax.recognition import perceptual_embed_fn
         return perceptual_embed_fn()
@@ -62,152 +61,117 @@ def make_embed_fn(config) -> Optional[Callable]:
         return None
 
 
-def make_pipeline_config(config, seed: int) -> pipeline.PipelineConfig:
-    kwargs = dict(batch_size=config.data.batch_clips, num_frames=config.data.frames,
-                  image_size=config.model.image_size, seed=seed,
-                  worker_count=config.data.workers, shard_index=jax.process_index(),
-                  shard_count=jax.process_count())
-    if not config.data.augment:
-        kwargs["augment"] = pipeline.augment_lib.AugmentConfig(enabled=False)
-    return pipeline.PipelineConfig(**kwargs)
-
-
-def fixed_eval_batches(index, config) -> list:
-    """`config.eval_batches` batches without shuffling or augmentation: the same every time."""
-    eval_config = make_pipeline_config(config, seed=0)
-    eval_config = dataclasses.replace(
-        eval_config, shuffle=False, worker_count=0,
-        augment=pipeline.augment_lib.AugmentConfig(enabled=False))
-    batches = pipeline.make_iterator(index, eval_config)
-    try:
-        return [{k: b[k] for k in ARRAY_KEYS} for b, _ in zip(batches, range(config.eval_batches))]
-    finally:
-        if hasattr(batches, "close"):
-            batches.close()
-
-
-def evaluate(eval_fn, state, batches, face_model, mesh) -> dict:
-    """Mean of every loss term over the fixed evaluation batches (inference mode)."""
-    sums = {}
-    for batch in batches:
-        _, (terms, _, _, _) = eval_fn(state, sharding.shard_batch(batch, mesh), face_model)
-        for k, v in jax.device_get(terms).items():
-            sums[k] = sums.get(k, 0.0) + float(v)
-    return {f"eval/{k}": v / len(batches) for k, v in sums.items()}
-
-
-def _write_config(config, workdir: str) -> None:
+def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=2))
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       render_fn: Optional[Callable] = None) -> TrainState:
-    """Trains PE-Net per `config` in `workdir`, resuming from its latest checkpoint."""
-    if render_fn is None:
-        from cpem_jax.render.face_renderer import render_face as render_fn
-    if not config.data.root:
-        raise ValueError("no training data: set --config.data.root to a CPEM-layout folder "
-                         "(e.g. ../shared/data/cpem-demo)")
-    _write_config(config, workdir)
-    face_model = load_face_model(config.face_model or None)
-    camera = make_camera(config)
-    mesh = sharding.data_mesh()
-    sharding.check_batch_divides(config.data.batch_clips, mesh)
-    index = cpem_folder.build_index(config.data.root)
-    logging.info("data: %d frames in %d clips (%d files skipped)", len(index.frames),
-                 len(index.clips), len(index.skipped))
-
-    net = make_network(config, face_model)
+def _create_state(config: ml_collections.ConfigDict, face_model, mesh, manager
+                  ) -> TrainState:
+    """The latest checkpoint of the workdir, else a fresh state; replicated over `mesh`."""
+    net = pe_net_from_config(config.model, face_model.layout())
+    tx = make_optimizer(config.optim.learning_rate, config.optim.grad_clip_norm)
+    init = state_initializer(net, tx, int(config.model.image_size))
     rng = jax.random.PRNGKey(config.seed)
-    variables = init_pe_net(net, rng, config.model.image_size)
+    abstract = abstract_state(init, rng, sharding.replicated(mesh))
+    restored = checkpoint.restore_latest(manager, abstract)
+    if restored is not None:
+        return restored
+    pretrained = None
     if config.model.pretrained:
         from cpem_jax.networks.torchvision_convert import load_into_pe_net
-        variables = load_into_pe_net(variables, config.model.pretrained)
-    tx = make_optimizer(config.optim.learning_rate, config.optim.grad_clip_norm)
-    state = TrainState.create(net.apply, variables, tx)
+        pretrained = lambda variables: load_into_pe_net(variables, config.model.pretrained)
+    return initial_state(init, rng, abstract, replace_variables=pretrained)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       render_fn: Optional[Callable] = None) -> TrainState:
+    """Trains PE-Net per `config` in `workdir`, resuming from its latest checkpoint.
+
+    Writes workdir/config.json, checkpoints/, tensorboard/ and metrics.jsonl (window means of the
+    train metrics every `log_every` steps, `eval/*` every `eval_every` steps).
+
+    Args:
+      render_fn: `render_face`-like renderer (default cpem_jax.render.face_renderer.render_face).
+    Returns:
+      The final TrainState (replicated over the data mesh).
+    Raises:
+      TrainingSetupError (TrainingDataError for the data) before the workdir is touched;
+      NonFiniteLossError when a loss term goes NaN or infinite.
+    """
+    if render_fn is None:
+        from cpem_jax.render.face_renderer import render_face as render_fn
+    mesh = sharding.data_mesh()
+    sharding.check_batch_divides(config.data.batch_clips, mesh)
+    check_perceptual_choice(config)
+    index = inputs.load_index(config)
+    face_model = load_face_model(config.face_model or None)
+    _write_config(config, workdir)
 
     manager = checkpoint.make_manager(workdir, config.checkpoint_every,
                                       config.checkpoints_to_keep)
-    state = checkpoint.restore_latest(manager, state) or state
+    state = _create_state(config, face_model, mesh, manager)
     start_step = int(jax.device_get(state.step))
     if start_step:
         logging.info("resuming training at step %d of %d", start_step, config.total_steps)
 
     replicated = sharding.replicated(mesh)
-    state = jax.device_put(state, replicated)
-    face_model_dev = jax.device_put(face_model, replicated)
+    face_model = jax.device_put(face_model, replicated)
+    camera = crop_camera(config.model.image_size, config.camera.focal_per_pixel,
+                         config.camera.distance_cm)
     embed_fn = make_embed_fn(config)
-    step_fn = make_train_step(camera, loss_weights(config), config.total_steps,
-                              config.loss.exp_start_fraction, render_fn, embed_fn)
-    train_step = jax.jit(step_fn, donate_argnums=(0,),
-                         out_shardings=(replicated, replicated))
+    weights = loss_weights(config)
+    train_step = jax.jit(
+        make_train_step(camera, weights, config.total_steps, config.loss.exp_start_fraction,
+                        render_fn, embed_fn),
+        donate_argnums=(0,), out_shardings=(state_shardings(state), replicated))
     eval_fn = jax.jit(lambda s, b, m: forward_losses(
-        s.params, s.batch_stats, s.apply_fn, b, m, camera, loss_weights(config), render_fn,
-        embed_fn, train=False))
+        s.params, s.batch_stats, s.apply_fn, b, m, camera, weights, render_fn, embed_fn,
+        train=False))
 
-    # A resumed run draws a fresh data order (seeded by the step) rather than replaying batches.
-    batches = pipeline.make_iterator(index, make_pipeline_config(config, config.seed + start_step))
     is_chief = jax.process_index() == 0
-    writer = MetricWriter(os.path.join(workdir, "tensorboard"), enabled=is_chief)
-    history_path = os.path.join(workdir, "metrics.jsonl")
-    eval_batches = fixed_eval_batches(index, config)
-
-    def log(step: int, values: dict) -> None:
-        writer.scalars(step, values)
-        if is_chief:
-            with open(history_path, "a") as f:
-                f.write(json.dumps({"step": step, **{k: float(v) for k, v in
-                                                     values.items()}}) + "\n")
-
-    if start_step == 0:
-        log(0, evaluate(eval_fn, state, eval_batches, face_model_dev, mesh))
-    timer, last_logged = time.perf_counter(), start_step
+    sink = actions.ScalarSink(workdir, enabled=is_chief)
+    batches = inputs.train_batches(index, config, start_step)
     try:
-        with tqdm(total=config.total_steps, initial=start_step, unit="step", desc="training",
-                  disable=not is_chief) as bar:
-            for step in range(start_step, config.total_steps):
-                host_batch = next(batches)
-                batch = sharding.shard_batch({k: host_batch[k] for k in ARRAY_KEYS}, mesh)
-                state, metrics = train_step(state, batch, face_model_dev)
-                done = step + 1
-                # Every step: a few scalars to the host, so a NaN stops the run where it starts.
-                metrics = jax.device_get(metrics)
-                bad = non_finite_terms(metrics)
-                if bad:
-                    raise NonFiniteLossError(
-                        f"step {done}: non-finite {', '.join(f'{k}={v}' for k, v in bad.items())}; "
-                        f"the last checkpoint is intact; lower --config.optim.learning_rate or "
-                        f"check the data of clips {host_batch.get('clip_key')}")
-                if done % config.log_every == 0 or done == config.total_steps:
-                    elapsed = time.perf_counter() - timer
-                    timer = time.perf_counter()
-                    metrics["train/clips_per_second"] = (
-                        (done - last_logged) * config.data.batch_clips / max(elapsed, 1e-9))
-                    last_logged = done
-                    log(done, metrics)
-                    bar.set_postfix(loss=f"{metrics['loss/total']:.4f}",
-                                    lm=f"{metrics['loss/lm']:.4f}")
-                if done % config.eval_every == 0 or done == config.total_steps:
-                    log(done, evaluate(eval_fn, state, eval_batches, face_model_dev, mesh))
-                if is_chief and (done % config.image_every == 0 or done == 1):
-                    _log_images(writer, done, state, batch, face_model_dev, eval_fn)
-                checkpoint.save(manager, state)
-                bar.update(1)
-        checkpoint.save(manager, state, force=True)
+        eval_batches = inputs.fixed_eval_batches(index, config)
+        if start_step == 0:
+            sink.scalars(0, actions.evaluate(eval_fn, state, eval_batches, face_model, mesh))
+        state = _run_steps(config, state, start_step, train_step, eval_fn, batches, eval_batches,
+                           face_model, mesh, manager, sink)
     finally:
         manager.wait_until_finished()
-        writer.close()
+        sink.close()
         if hasattr(batches, "close"):
             batches.close()
     return state
 
 
-def _log_images(writer, step, state, batch, face_model, eval_fn) -> None:
-    _, (_, _, _, rendered) = eval_fn(state, batch, face_model)
-    images = np.asarray(fold_frames(batch["image"]))
-    strip = overlay_strip(images, np.asarray(rendered.image), np.asarray(rendered.mask),
-                          np.asarray(fold_frames(batch["landmarks"])),
-                          np.asarray(rendered.landmarks))
-    writer.image(step, "overlay/input_render_landmarks", strip)
+def _run_steps(config, state, start_step, train_step, eval_fn, batches, eval_batches,
+               face_model, mesh, manager, sink) -> TrainState:
+    """Steps start_step + 1 .. config.total_steps with the periodic actions; returns the state."""
+    total = int(config.total_steps)
+    window = actions.MetricWindow(sink, config.data.batch_clips, start_step)
+    with tqdm(total=total, initial=start_step, unit="step", desc="training",
+              disable=not sink.enabled) as bar:
+        for done in range(start_step + 1, total + 1):
+            host_batch = next(batches)
+            batch = sharding.shard_batch({k: host_batch[k] for k in ARRAY_KEYS}, mesh)
+            state, metrics = train_step(state, batch, face_model)
+            window.record(done, metrics, host_batch.get("clip_key", ()))
+            saving = actions.is_due(done, config.checkpoint_every, total)
+            # The window (losses and gradient norm) is checked before a save, so a NaN that
+            # reached the parameters is caught before it reaches a checkpoint.
+            if actions.is_due(done, config.log_every, total) or saving:
+                values = window.flush(done)
+                bar.set_postfix(loss=f"{values['loss/total']:.4f}",
+                                lm=f"{values['loss/lm']:.4f}")
+            if actions.is_due(done, config.eval_every, total):
+                sink.scalars(done, actions.evaluate(eval_fn, state, eval_batches, face_model,
+                                                    mesh))
+            if done == start_step + 1 or actions.is_due(done, config.image_every):
+                actions.log_overlays(sink, done, eval_fn, state, batch, face_model)
+            if saving:
+                checkpoint.save(manager, state, force=done == total, step=done)
+            bar.update(1)
+    return state

@@ -9,6 +9,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from cpem_jax.train.errors import TrainingSetupError
+
 DATA_AXIS = "data"
 
 
@@ -27,10 +29,11 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
 
 
 def check_batch_divides(batch_clips: int, mesh: Mesh) -> None:
+    """TrainingSetupError unless the global batch splits evenly over the mesh's devices."""
     n = mesh.devices.size
     if batch_clips % n:
-        raise ValueError(f"data.batch_clips={batch_clips} does not divide over {n} devices; "
-                         f"set --config.data.batch_clips to a multiple of {n}")
+        raise TrainingSetupError(f"data.batch_clips={batch_clips} does not divide over {n} "
+                                 f"devices; set --config.data.batch_clips to a multiple of {n}")
 
 
 def shard_batch(batch, mesh: Mesh):

@@ -1,12 +1,21 @@
-"""The training state: a pytree of arrays plus the static optimiser and network."""
+"""The training state: a pytree of arrays plus the static optimiser and network.
+
+Creation follows the shape-first pattern: `abstract_state` traces the initialiser with
+`jax.eval_shape` (no computation) and gives every leaf its sharding; `initial_state` then runs the
+initialiser once under `jax.jit` with those `out_shardings`, so the arrays are born placed on the
+mesh, and a resumed run restores into the abstract state without initialising at all.
+"""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Optional
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Sharding
+
+from cpem_jax.networks.pe_net import PENet, init_pe_net
 
 
 @flax.struct.dataclass
@@ -56,3 +65,47 @@ def current_learning_rate(opt_state) -> jnp.ndarray:
         if hasattr(leaf_state, "hyperparams"):
             return leaf_state.hyperparams["learning_rate"]
     raise ValueError("optimizer state has no injected learning rate")
+
+
+def state_initializer(net: PENet, tx: optax.GradientTransformation, image_size: int
+                      ) -> Callable[[jax.Array], TrainState]:
+    """`init(rng) -> TrainState`: PE-Net variables for [1, image_size, image_size, 3] inputs and
+    the optimiser state of its params (pure; trace it with eval_shape or jit it)."""
+    def init(rng: jax.Array) -> TrainState:
+        return TrainState.create(net.apply, init_pe_net(net, rng, image_size), tx)
+    return init
+
+
+def abstract_state(init: Callable[[jax.Array], TrainState], rng: jax.Array,
+                   sharding: Sharding) -> TrainState:
+    """The state `init(rng)` would return, as jax.ShapeDtypeStruct leaves placed with `sharding`
+    (e.g. replicated over the data mesh); nothing is computed."""
+    shapes = jax.eval_shape(init, rng)
+    return jax.tree_util.tree_map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding), shapes)
+
+
+def state_shardings(abstract: TrainState) -> TrainState:
+    """The sharding of every leaf of an abstract state (a pytree prefix for out_shardings)."""
+    return jax.tree_util.tree_map(lambda leaf: leaf.sharding, abstract)
+
+
+def initial_state(init: Callable[[jax.Array], TrainState], rng: jax.Array,
+                  abstract: TrainState,
+                  replace_variables: Optional[Callable[[Mapping], Mapping]] = None
+                  ) -> TrainState:
+    """Runs `init(rng)` under jit with the shardings of `abstract` as out_shardings.
+
+    Args:
+      replace_variables: optional host-side edit of the fresh variables {'params',
+        'batch_stats'} (e.g. loading a pretrained backbone); the edited variables are placed with
+        the same shardings and the optimiser state is initialised from them.
+    """
+    shardings = state_shardings(abstract)
+    state = jax.jit(init, out_shardings=shardings)(rng)
+    if replace_variables is None:
+        return state
+    variables = replace_variables(jax.device_get(
+        {"params": state.params, "batch_stats": state.batch_stats}))
+    create = lambda v: TrainState.create(state.apply_fn, v, state.tx)
+    return jax.jit(create, out_shardings=shardings)(variables)
