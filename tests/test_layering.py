@@ -1,8 +1,8 @@
 """The package is one chain of layers without cycles: a module imports only from its own layer or
 the layers below it, and the modules of a layer do not import each other in a circle.
 
-    face_model, io, batching -> geometry -> render, viz -> recognition, losses -> networks
-      -> data, synthetic, train, fit -> detect, estimation -> export -> retarget, evaluation
+    face_model, io, batching, compilation_cache -> geometry -> render, viz
+      -> recognition, losses -> networks -> data, synthetic, train, fit -> detect, estimation -> export -> retarget, evaluation
       -> cli, main
 
 `python tests/test_layering.py` prints the import graph by layer.
@@ -15,7 +15,7 @@ from collections import defaultdict
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cpem_jax")
 
 LAYERS = (
-    ("face_model", "io", "batching"),
+    ("face_model", "io", "batching", "compilation_cache"),
     ("geometry",),
     ("render", "viz"),
     ("recognition", "losses"),
