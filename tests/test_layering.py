@@ -2,8 +2,8 @@
 the layers below it, and the modules of a layer do not import each other in a circle.
 
     face_model, io, batching, compilation_cache -> geometry -> render, viz
-      -> recognition, losses -> networks -> data, synthetic, train, fit -> detect, estimation -> export -> retarget, evaluation
-      -> cli, main
+      -> recognition, losses -> networks -> data, synthetic, train, fit -> detect, estimation
+      -> export -> retarget, evaluation -> cli, main
 
 `python tests/test_layering.py` prints the import graph by layer.
 """
