@@ -262,3 +262,57 @@ def test_unreadable_avatar_is_a_clear_error(tmp_path):
     path.write_bytes(b"not a gltf at all")
     with pytest.raises(AvatarError, match="glTF"):
         load_morph_mesh(path)
+
+
+def test_avatar_whose_names_match_nothing_is_refused_with_the_fix(tmp_path):
+    from cpem_jax.export import check_avatar
+    avatar = tmp_path / "blob.glb"
+    quad_avatar(avatar, ("Smile", "Frown"))
+    for call in (lambda: check_avatar(avatar, ICT_SUBSET),
+                 lambda: retarget_avatar(avatar, track(), tmp_path / "out.glb")):
+        with pytest.raises(AvatarError) as error:
+            call()
+        message = str(error.value)
+        assert "none of its 2 morph targets (Smile, Frown)" in message
+        assert "rename the shape keys to ARKit names" in message and "--avatar-map" in message
+    assert not (tmp_path / "out.glb").exists()
+    with pytest.raises(AvatarError, match="no node named 'Neck'"):
+        quad_avatar(tmp_path / "ok.glb")
+        check_avatar(tmp_path / "ok.glb", ICT_SUBSET, head_node="Neck")
+    plan = check_avatar(tmp_path / "ok.glb", ICT_SUBSET)
+    assert set(plan.sources.values()) == {("unit", "jawOpen"), ("unit", "eyeBlink_L")}
+
+
+def test_avatar_map_drives_targets_of_other_names(tmp_path):
+    from cpem_jax.export import load_avatar_map
+    avatar, table = tmp_path / "blob.glb", tmp_path / "map.json"
+    quad_avatar(avatar, ("Smile", "Brows", "Blink.L"))
+    table.write_text('{"Smile": "mouthSmileLeft", "Brows": "browInnerUp", "blink_l": "eyeBlink_L"}')
+    target_map = load_avatar_map(table, ICT_SUBSET)
+    t = track()
+    report = retarget_avatar(avatar, t, tmp_path / "out.glb", target_map=target_map)
+    assert {m.target: (m.kind, m.source) for m in report.matched} == {
+        "Smile": ("unit", "mouthSmile_L"), "Brows": ("arkit", "browInnerUp"),
+        "Blink.L": ("unit", "eyeBlink_L")}  # keys folded like names: blink_l ~ Blink.L
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "out.glb"))
+    weights = weights_of(gltf, gltf.animations[-1], 0).reshape(t.n_frames, 3)
+    np.testing.assert_allclose(weights[:, 0], t.expression[:, 5], atol=1e-7)
+    np.testing.assert_allclose(weights[:, 1], t.expression[:, :2].mean(axis=1), atol=1e-6)
+    assert gltf.animations[-1].extras["fps"] == 30.0
+    assert gltf.asset.extras["cpem_retarget"]["fps"] == 30.0
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('{"Smile": "grin"}', "'grin' is neither an ARKit blendshape name"),
+    ('{"Smile": 3}', "must be one object of names to names"),
+    ('["Smile"]', "must be one object of names to names"),
+    ('{"Smile": "jawOpen",}', "is not valid JSON"),
+])
+def test_bad_avatar_maps_are_refused(tmp_path, text, expected):
+    from cpem_jax.export import load_avatar_map
+    table = tmp_path / "map.json"
+    table.write_text(text)
+    with pytest.raises(AvatarError, match=expected):
+        load_avatar_map(table, ICT_SUBSET)
+    with pytest.raises(AvatarError, match="does not exist"):
+        load_avatar_map(tmp_path / "none.json", ICT_SUBSET)

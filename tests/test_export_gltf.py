@@ -140,3 +140,137 @@ def test_reader_decodes_strides_normalized_integers_and_rejects_overruns():
         reader.read(2)
     with pytest.raises(GltfError, match="cannot store float64"):
         builder.add_accessor(np.zeros((2, 3)), "VEC3")
+
+
+HALVES = ("browInnerUp_L", "browInnerUp_R", "eyeBlink_L", "extraUnit")
+
+
+def halves_track(n=5):
+    rng = np.random.default_rng(3)
+    return FrameTrack.from_estimates(rng.uniform(size=(n, 4)), np.zeros((n, 3)),
+                                     np.zeros((n, 3)), HALVES, fps=30.0)
+
+
+def test_arkit_targets_merge_halves_and_keep_unmapped_units():
+    from cpem_jax.export.arkit import ARKIT_NAMES
+    from cpem_jax.export.face_glb import arkit_targets
+    rng = np.random.default_rng(4)
+    unit_deltas = rng.normal(size=(4, 6, 3)).astype(np.float32)
+    unit_deltas[0, 3:] = 0  # the left half moves vertices 0-2, the right half 3-5
+    unit_deltas[1, :3] = 0
+    track = halves_track()
+    names, deltas, weights = arkit_targets(unit_deltas, track)
+    assert names == (*ARKIT_NAMES, "extraUnit") and deltas.shape == (53, 6, 3)
+    brow = ARKIT_NAMES.index("browInnerUp")
+    np.testing.assert_allclose(deltas[brow], unit_deltas[0] + unit_deltas[1], atol=1e-6)
+    # Weight 1 on the merged target moves both halves fully, as weight 1 on each half does.
+    np.testing.assert_allclose(1.0 * deltas[brow], unit_deltas[0] + unit_deltas[1], atol=1e-6)
+    np.testing.assert_allclose(weights[:, brow], track.expression[:, :2].mean(axis=1), atol=1e-6)
+    blink = ARKIT_NAMES.index("eyeBlinkLeft")
+    np.testing.assert_allclose(deltas[blink], unit_deltas[2])
+    np.testing.assert_allclose(weights[:, blink], track.expression[:, 2])
+    tongue = ARKIT_NAMES.index("tongueOut")
+    assert not deltas[tongue].any() and not weights[:, tongue].any()
+    np.testing.assert_allclose(deltas[-1], unit_deltas[3])
+    np.testing.assert_allclose(weights[:, -1], track.expression[:, 3])
+
+
+def test_face_glb_has_the_52_arkit_targets_an_importer_matches(fake_model, tmp_path):
+    from cpem_jax.export.arkit import ARKIT_NAMES, arkit_name_for
+    from cpem_jax.export.face_glb import write_face_glb
+    n = 4
+    rng = np.random.default_rng(5)
+    track = FrameTrack.from_estimates(rng.uniform(size=(n, 2)), np.zeros((n, 3)),
+                                      np.zeros((n, 3)), fake_model.expression_names, fps=25.0)
+    identity = np.zeros(fake_model.n_identity, np.float32)
+    check = write_face_glb(str(tmp_path / "face.glb"), fake_model, identity, track)
+    assert check["targets"] == 52 and check["keyframes"] == n
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "face.glb"))
+    names = gltf.meshes[0].extras["targetNames"]
+    assert [arkit_name_for(name) for name in names] == list(ARKIT_NAMES)  # 52 of 52 match
+    reader = AccessorReader(gltf, str(tmp_path))
+    targets = gltf.meshes[0].primitives[0].targets
+    position = lambda t: t["POSITION"] if isinstance(t, dict) else t.POSITION
+    jaw = reader.read(position(targets[ARKIT_NAMES.index("jawOpen")]))
+    exp_basis = np.asarray(fake_model.exp_basis)
+    np.testing.assert_allclose(jaw, exp_basis[:, :, 0] * 0.01, atol=1e-6)
+    assert not reader.read(position(targets[ARKIT_NAMES.index("tongueOut")])).any()
+    write_face_glb(str(tmp_path / "units.glb"), fake_model, identity, track, names="units")
+    units = pygltflib.GLTF2().load(str(tmp_path / "units.glb"))
+    assert units.meshes[0].extras["targetNames"] == list(fake_model.expression_names)
+    with pytest.raises(ValueError, match="names"):
+        write_face_glb(str(tmp_path / "x.glb"), fake_model, identity, track, names="fbx")
+
+
+def test_frame_rate_recorded_on_the_animation_and_the_asset(tmp_path):
+    vertices, triangles, deltas, names = tiny_mesh()
+    write_glb(tmp_path / "face.glb", vertices, triangles, deltas, names, tiny_track())
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "face.glb"))
+    assert gltf.animations[0].extras["fps"] == 24.0
+    assert gltf.animations[0].extras["frame_count"] == 7
+    assert gltf.asset.extras["fps"] == 24.0
+
+
+# Imports a .glb into Blender with the scene at the rate the file records, and prints the frames
+# its keys land on. Runs in an interpreter where `bpy` (Blender as a Python module) imports.
+BLENDER_IMPORT = """
+import json, sys
+import bpy
+path = sys.argv[1]
+bpy.ops.wm.read_factory_settings(use_empty=True)
+with open(path, "rb") as f:
+    import struct
+    f.read(12); length = struct.unpack("<I", f.read(4))[0]; f.read(4)
+    fps = json.loads(f.read(length))["animations"][0]["extras"]["fps"]
+scene = bpy.context.scene
+# The README's recipe. Blender's importer turns seconds into frames at fps * fps_base (its scene
+# rate is fps / fps_base), so a fractional rate is imported with the base inverted, then set back.
+scene.render.fps = round(fps)
+scene.render.fps_base = fps / round(fps)
+bpy.ops.import_scene.gltf(filepath=path)
+scene.render.fps_base = round(fps) / fps
+frames = set()
+for action in bpy.data.actions:
+    curves = list(getattr(action, "fcurves", []) or [])
+    for layer in getattr(action, "layers", []):
+        for strip in layer.strips:
+            for bag in strip.channelbags:
+                curves.extend(bag.fcurves)
+    frames.update(round(k.co[0], 4) for c in curves for k in c.keyframe_points)
+print("KEYS", json.dumps(sorted(frames)))
+"""
+
+
+def _blender_python():
+    """An interpreter with `bpy`: this one, or $CPEM_BLENDER_PYTHON (bpy wheels exist only for
+    some Python versions, so it is often a separate environment)."""
+    import importlib.util
+    import os
+    import sys
+    if importlib.util.find_spec("bpy") is not None:
+        return sys.executable
+    other = os.environ.get("CPEM_BLENDER_PYTHON")
+    if other and os.path.isfile(other):
+        return other
+    pytest.skip("bpy is not importable here and CPEM_BLENDER_PYTHON names no interpreter "
+                "that has it (pip install bpy into a venv of a Python version it supports)")
+
+
+@pytest.mark.parametrize("fps", [25.0, 30000 / 1001])
+def test_blender_at_the_recorded_rate_puts_keys_on_whole_frames(tmp_path, fps):
+    import json
+    import subprocess
+    python = _blender_python()
+    vertices, triangles, deltas, names = tiny_mesh()
+    n = 12
+    rng = np.random.default_rng(6)
+    track = FrameTrack.from_estimates(rng.uniform(size=(n, 4)), 0.2 * rng.standard_normal((n, 3)),
+                                      np.zeros((n, 3)), tiny_track().unit_names, fps=fps)
+    path = tmp_path / "face.glb"
+    write_glb(path, vertices, triangles, deltas, names, track)
+    done = subprocess.run([python, "-c", BLENDER_IMPORT, str(path)], capture_output=True,
+                          text=True, timeout=300)
+    keys = [line for line in done.stdout.splitlines() if line.startswith("KEYS ")]
+    assert keys, done.stderr[-2000:]
+    frames = json.loads(keys[0][5:])
+    np.testing.assert_allclose(frames, np.arange(n), atol=2e-3)  # frame k = key k, no fraction

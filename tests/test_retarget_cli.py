@@ -85,7 +85,8 @@ def fake_estimator(monkeypatch, unit_model):
     class FakeEstimator:
         model = unit_model
 
-        def __init__(self, method, fit_config=None, face_model=None, checkpoint=None):
+        def __init__(self, method, fit_config=None, face_model=None, checkpoint=None,
+                     landmarker=None):
             self.options = dict(method=method, fit_config=fit_config)
 
         def __call__(self, source, face=0, max_frames=None, progress=True):
@@ -93,6 +94,7 @@ def fake_estimator(monkeypatch, unit_model):
             return estimate
 
     monkeypatch.setattr(pipeline_module, "make_estimator", FakeEstimator)
+    monkeypatch.setattr(pipeline_module, "default_landmarker", lambda name="auto": None)
     return estimate, calls
 
 
@@ -114,6 +116,10 @@ def tiny_video(path):
     with imageio.get_writer(str(path), fps=25, codec="libx264", macro_block_size=1) as writer:
         for _ in range(N_FRAMES):
             writer.append_data(np.full((48, 48, 3), 90, np.uint8))
+
+
+def summary_of(out):
+    return json.loads((out / "summary.json").read_text())
 
 
 def read_csv(path):
@@ -189,23 +195,26 @@ def test_every_output_from_a_known_track(fake_estimator, tmp_path, capsys):
     assert blob["smoothing"]["enabled"] is True
     assert [f["face_found"] for f in blob["frames"]] == found.tolist()
 
-    # Live Link: the app's column layout; BrowInnerUp is the merged value.
+    # Live Link: the app's column layout at its 60 fps: 0.24 s of video -> 15 rows, of which
+    # rows 0 and 12 (0 and 0.2 s) fall on frames 0 and 5.
     ll_header, ll_rows = read_csv(out / "livelink.csv")
-    assert tuple(ll_header) == LIVELINK_HEADER and len(ll_rows) == N_FRAMES
+    assert tuple(ll_header) == LIVELINK_HEADER and len(ll_rows) == 15
     ll = np.array([[float(v) for v in r[1:]] for r in ll_rows])
-    np.testing.assert_allclose(ll[:, ll_header.index("BrowInnerUp") - 1], col["browInnerUp"],
-                               atol=2e-6)
-    assert ll_rows[1][0] == "00:00:00:01.000"
+    np.testing.assert_allclose(ll[[0, 12], ll_header.index("BrowInnerUp") - 1],
+                               col["browInnerUp"][[0, 5]], atol=2e-6)
+    assert ll_rows[1][0] == "00:00:00:01.000" and summary_of(out)["livelink_rows"] == 15
 
-    # glTF face: read back with pygltflib, one target per unit, one key per frame.
+    # glTF face: read back with pygltflib, the 52 ARKit targets, one key per frame, the rate.
     gltf = pygltflib.GLTF2.load(str(out / "face.glb"))
-    assert len(gltf.meshes[0].primitives[0].targets) == len(UNITS)
-    assert gltf.meshes[0].extras["targetNames"] == list(UNITS)
+    assert len(gltf.meshes[0].primitives[0].targets) == 52
+    assert gltf.meshes[0].extras["targetNames"] == list(ARKIT_NAMES)
     keys, weights = animation_weights(gltf)
     np.testing.assert_allclose(keys, np.arange(N_FRAMES) / 25.0, atol=1e-6)
-    np.testing.assert_allclose(weights, units, atol=1e-5)
+    arkit = np.array([[float(v) for v in r[3:55]] for r in rows])
+    np.testing.assert_allclose(weights, arkit, atol=1e-5)  # the CSV's merged weights
     paths = {c.target.path for c in gltf.animations[0].channels}
     assert paths == {"weights", "rotation"}
+    assert gltf.animations[0].extras["fps"] == 25.0 and gltf.asset.extras["fps"] == 25.0
 
     # The avatar: its targets driven by name, the report in summary.json.
     summary = json.loads((out / "summary.json").read_text())
@@ -229,8 +238,8 @@ def test_every_output_from_a_known_track(fake_estimator, tmp_path, capsys):
     assert summary["frames"] == N_FRAMES and summary["frames_with_face"] == N_FRAMES - 1
     assert summary["phases"]["estimate"]["frames_per_second"] == pytest.approx(3.0)
     assert summary["outputs"]["glb"]["face.glb"] == os.path.getsize(out / "face.glb")
-    assert summary["glb_check"] == {"targets": len(UNITS), "keyframes": N_FRAMES,
-                                    "vertices": 6706}
+    assert summary["glb_check"] == {"targets": 52, "keyframes": N_FRAMES, "vertices": 6706,
+                                    "names": "arkit"}
     assert summary["failures"] == {}
 
 
@@ -262,7 +271,7 @@ def test_avatar_without_morph_targets_keeps_the_other_outputs(fake_estimator, tm
                    "--preview-size", str(SIZE), "--quiet"])
     assert status == 1
     captured = capsys.readouterr()
-    assert "avatar not written" in captured.out and "no morph targets" in captured.out
+    assert "avatar not written" in captured.err and "no morph targets" in captured.err
     assert not (out / "statue_animated.glb").exists()
     for name in ("blendshapes.csv", "blendshapes.json", "livelink.csv", "face.glb",
                  "preview.mp4"):
@@ -342,3 +351,19 @@ def test_real_fit_on_a_shared_image(tmp_path):
     assert np.all(np.isfinite(values)) and values[:52].max() <= 1.0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_with_face"] == 1 and summary["method"] == "fit"
+
+
+def test_glb_unit_names_and_livelink_rate_options(fake_estimator, tmp_path):
+    video, out = tmp_path / "in.mp4", tmp_path / "out"
+    tiny_video(video)
+    assert main(["retarget", str(video), "-o", str(out), "--outputs", "glb,livelink",
+                 "--glb-names", "units", "--livelink-fps", "30", "--quiet"]) == 0
+    gltf = pygltflib.GLTF2.load(str(out / "face.glb"))
+    assert gltf.meshes[0].extras["targetNames"] == list(UNITS)
+    _, weights = animation_weights(gltf)
+    raw = summary_of(out)
+    assert raw["glb_check"]["names"] == "units" and raw["livelink_fps"] == 30.0
+    _, rows = read_csv(out / "livelink.csv")
+    assert len(rows) == 8 and rows[-1][0] == "00:00:00:07.000"  # 0.24 s at 30 fps
+    assert weights.shape == (N_FRAMES, len(UNITS))
+    assert main(["retarget", str(video), "-o", str(out), "--livelink-fps", "0"]) == 2

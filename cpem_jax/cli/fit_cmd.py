@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cpem_jax.cli.options import (add_fit_options, fit_config_from_args,
+from cpem_jax.cli.options import (add_fit_options, fit_config_from_args, stop_on_interrupt,
                                   warnings_as_log_lines)
 
 
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from cpem_jax.export import SmoothingConfig
-    from cpem_jax.retarget.pipeline import RetargetOptions, run_retarget
+    from cpem_jax.retarget.pipeline import (RetargetOptions, RunState, check_output_folder,
+                                            run_retarget)
 
     if not os.path.exists(args.input):
         raise FileNotFoundError(f"input {args.input!r} does not exist; give a video, a folder of "
@@ -45,14 +46,17 @@ def run(args: argparse.Namespace) -> int:
                                 f"--webcam N`)")
     if args.face < 0 or (args.max_frames is not None and args.max_frames < 1):
         raise ValueError("--face must be >= 0 and --max-frames >= 1")
+    check_output_folder(args.output)
     outputs = ("coefficients",) if args.no_overlay else ("coefficients", "overlay")
     options = RetargetOptions(source=args.input, output=args.output, method="fit",
                               fit_config=fit_config_from_args(args), face_model=args.face_model,
+                              landmarker=getattr(args, "landmarker", "auto"),
                               face=args.face, max_frames=args.max_frames, outputs=outputs,
                               smoothing=SmoothingConfig(enabled=False),
                               progress=not args.quiet)
-    with warnings_as_log_lines():
-        status, summary = run_retarget(options)
+    state = RunState()
+    with warnings_as_log_lines(), stop_on_interrupt(state, progress=not args.quiet):
+        status, summary = run_retarget(options, state=state)
     for files in summary["outputs"].values():
         for file in files:
             print(f"wrote {os.path.join(args.output, file)}")

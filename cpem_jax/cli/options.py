@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
+import socket
+import sys
+import threading
 import warnings
+
+# Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def add_fit_options(parser) -> None:
@@ -13,6 +21,18 @@ def add_fit_options(parser) -> None:
                         help="landmarks only (faster, no lighting/albedo)")
     parser.add_argument("--iterations-scale", type=float, default=1.0,
                         help="multiply every stage's iteration count (speed/quality trade-off)")
+    add_landmarker_option(parser)
+
+
+LANDMARKERS = ("auto", "mediapipe", "dlib")
+
+
+def add_landmarker_option(parser) -> None:
+    """`--landmarker auto|mediapipe|dlib`: the face front end of every method."""
+    parser.add_argument("--landmarker", choices=LANDMARKERS, default="auto",
+                        help="face front end: mediapipe (478-point face mesh with iris; the fit "
+                        "uses every point), dlib (68 points), auto (mediapipe when installed "
+                        "with its model bundle, else dlib)")
 
 
 def fit_config_from_args(args):
@@ -44,3 +64,83 @@ def warnings_as_log_lines():
         # which is safe, so that warning would only alarm the user.
         warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
         yield
+
+
+def _child_processes() -> list:
+    """Ids of this process's children (Linux /proc; [] elsewhere)."""
+    me, children = os.getpid(), []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if len(fields) > 1 and int(fields[1]) == me:
+                children.append(int(entry))
+    return children
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(state, progress: bool = True):
+    """Ctrl-C (SIGINT) stops the run within a second, with one line and exit status 130.
+
+    Python delivers KeyboardInterrupt only between bytecodes of the main thread, so during a
+    compiled JAX computation it waits for the computation, and raised inside a garbage-collector
+    callback it is swallowed and the run goes on. Here SIGINT raises nothing: its C-level handler
+    writes to a wake-up socket (`signal.set_wakeup_fd`) that a watcher thread reads at once. The
+    watcher stops the encoder processes the run started (ffmpeg), lets `state`
+    (`cpem_jax.retarget.pipeline.RunState`) remove unfinished files and list the complete ones,
+    prints "cpem-jax: interrupted after N frames (...); ..." and ends the process with
+    `EXIT_INTERRUPTED`.
+
+    Args:
+      state: a RunState, updated by the run.
+      progress: progress bars are on (the line then starts on a fresh line).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Signals reach the main thread only; nothing to watch from here.
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    stopping = threading.Event()
+
+    def watch() -> None:
+        while True:
+            try:
+                data = reader.recv(1)
+            except OSError:
+                return
+            if not data:
+                return  # The run ended and closed the socket.
+            if data[0] == signal.SIGINT:
+                break
+        stopping.set()
+        for pid in _child_processes():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            line = state.finish_interrupted()
+        except Exception as error:  # Still stop, and say why the summary is missing.
+            line = f"interrupted; the summary could not be written ({error})"
+        sys.stdout.flush()
+        sys.stderr.write(("\n" if progress else "") + f"cpem-jax: {line}\n")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+    previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, name="cpem-jax-interrupt", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        if stopping.is_set():
+            watcher.join(30)  # It ends the process; the run's own error (if any) is moot.
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGINT, previous_handler)
+        writer.close()
+        watcher.join(1)
+        reader.close()

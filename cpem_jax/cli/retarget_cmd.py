@@ -9,14 +9,19 @@ import argparse
 import json
 import logging
 import os
+import sys
 
-from cpem_jax.cli.options import (add_fit_options, fit_config_from_args,
+from cpem_jax.cli.options import (add_fit_options, fit_config_from_args, stop_on_interrupt,
                                   warnings_as_log_lines)
+from cpem_jax.export.face_glb import GLB_NAMES
+from cpem_jax.export.livelink import APP_FPS
 from cpem_jax.export.smoothing import OneEuroParams, SmoothingConfig
 
 EXIT_STATUS_HELP = ("exit status: 0 every requested output written; 1 some output failed (e.g. "
-                    "an avatar without morph targets), the others written; 2 nothing could be "
-                    "done (no face, unreadable input, bad option), with one line saying why")
+                    "an avatar none of whose morph targets we drive), the others written; 2 "
+                    "nothing could be done (no face, unreadable input, bad option or output "
+                    "folder), with one line saying why; 130 stopped by Ctrl-C (complete outputs "
+                    "kept and listed in summary.json)")
 
 
 class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -62,6 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("--preview-size", type=int, default=224, help="preview panel side, pixels")
     p.add_argument("--avatar", metavar="GLB", help="your character (.glb/.gltf with morph "
                    "targets, ARKit or ICT names): writes OUTPUT/<name>_animated.glb")
+    p.add_argument("--avatar-map", metavar="JSON", help="for an avatar whose shape keys have "
+                   "other names: a JSON object {their name: ARKit or face-model unit name}, "
+                   'e.g. {"Smile": "mouthSmileLeft"}')
     p.add_argument("--head-node", help="avatar node (bone) whose rotation follows the head; "
                    "default: no head rotation is written into the avatar")
     p.add_argument("--missing", choices=("zero", "hold"), default="zero",
@@ -69,6 +77,11 @@ def register(subparsers) -> None:
                    "last frame with a face (face_found is 0 in both)")
     p.add_argument("--livelink-eyes", choices=("derived", "zero"), default="derived",
                    help="Live Link eye angles from the eyeLook* weights, or 0")
+    p.add_argument("--livelink-fps", type=float, default=APP_FPS,
+                   help="rows per second of livelink.csv (the iPhone app records at 60)")
+    p.add_argument("--glb-names", choices=GLB_NAMES, default="arkit",
+                   help="face.glb morph targets: arkit = the 52 ARKit blendshapes (merged as in "
+                   "the CSV), units = one per face-model unit under its own name")
     smoothing = p.add_argument_group("temporal smoothing (One Euro filter; cutoffs in Hz, "
                                      "beta in 1/unit; raw values stay in blendshapes.json)")
     smoothing.add_argument("--no-smoothing", action="store_true", help="write unsmoothed values")
@@ -107,30 +120,38 @@ def options_from_args(args: argparse.Namespace, source: str):
         raise ValueError(f"--preview-size must be at least 16 pixels, got {args.preview_size}")
     if "avatar" in outputs and args.outputs != "all" and not args.avatar:
         raise ValueError("--outputs avatar needs --avatar character.glb")
+    if args.avatar_map and not args.avatar:
+        raise ValueError("--avatar-map needs --avatar character.glb")
+    if not args.livelink_fps > 0:
+        raise ValueError(f"--livelink-fps must be positive, got {args.livelink_fps}")
     return RetargetOptions(
         source=source, output=args.output, method=args.method,
         fit_config=fit_config_from_args(args) if args.method == "fit" else None,
-        checkpoint=args.checkpoint, face_model=args.face_model, face=args.face,
+        checkpoint=args.checkpoint, face_model=args.face_model,
+        landmarker=getattr(args, "landmarker", "auto"), face=args.face,
         max_frames=args.max_frames, outputs=outputs, smoothing=smoothing_from_args(args),
-        missing=args.missing, avatar=args.avatar, head_node=args.head_node,
-        livelink_eyes=args.livelink_eyes, preview_size=args.preview_size,
-        progress=not args.quiet)
+        missing=args.missing, avatar=args.avatar, avatar_map=args.avatar_map,
+        head_node=args.head_node, livelink_eyes=args.livelink_eyes,
+        livelink_fps=args.livelink_fps, glb_names=args.glb_names,
+        preview_size=args.preview_size, progress=not args.quiet)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cpem_jax.retarget.pipeline import run_retarget
+    from cpem_jax.retarget.pipeline import RunState, check_output_folder, run_retarget
     source = args.input
     if source is not None and not os.path.exists(source):
         raise FileNotFoundError(f"input {source!r} does not exist; give a video, a folder of "
                                 "images, an image, or --webcam N")
     options = options_from_args(args, source or "")
+    check_output_folder(args.output)
     with warnings_as_log_lines():
         if args.webcam is not None:
             from cpem_jax.retarget.webcam import capture_webcam
-            os.makedirs(args.output, exist_ok=True)
             options.source = os.path.join(args.output, "webcam_capture.mp4")
             capture_webcam(args.webcam, options.source, args.max_frames, not args.quiet)
-        status, summary = run_retarget(options)
+        state = RunState()
+        with stop_on_interrupt(state, progress=not args.quiet):
+            status, summary = run_retarget(options, state=state)
     for name, files in summary["outputs"].items():
         for file, size in files.items():
             print(f"wrote {os.path.join(args.output, file)} ({size / 1024:.1f} KiB)")
@@ -148,6 +169,6 @@ def run(args: argparse.Namespace) -> int:
           f"{'skipped' if preview_fps is None else f'{preview_fps} fps'}; summary in "
           f"{os.path.join(args.output, 'summary.json')}")
     for name, message in summary["failures"].items():
-        print(f"cpem-jax: {name} not written: {message}")
+        print(f"cpem-jax: {name} not written: {message}", file=sys.stderr)
     logging.debug("%s", json.dumps(summary))
     return status

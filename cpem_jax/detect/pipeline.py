@@ -53,6 +53,20 @@ class TrackedCrops:
         return np.stack([o.landmarks @ a[:, :2].T + a[:, 2]
                          for o, a in zip(self.observations, self.affines)]).astype(np.float32)
 
+    def crop_dense(self) -> Optional[np.ndarray]:
+        """[N, P, 2] float32 the dense landmarker's points in crop pixels (NaN rows where no face
+        or no dense points), or None when no frame has dense points (e.g. dlib)."""
+        counts = {len(o.dense) for o in self.observations if o.dense is not None}
+        if not counts:
+            return None
+        if len(counts) > 1:
+            raise ValueError(f"observations disagree on the dense point count: {sorted(counts)}")
+        out = np.full((len(self.observations), counts.pop(), 2), np.nan, np.float32)
+        for i, (o, a) in enumerate(zip(self.observations, self.affines)):
+            if o.found and o.dense is not None:
+                out[i] = o.dense @ a[:, :2].T + a[:, 2]
+        return out
+
 
 def detect_and_crop(source_spec, landmarker, crop_config: CropConfig, face: int = 0,
                     max_frames: Optional[int] = None, redetect_every: int = 1,
@@ -101,8 +115,14 @@ def detect_and_crop(source_spec, landmarker, crop_config: CropConfig, face: int 
     if not observations:
         raise NoFaceError(f"no frame could be read from {source_spec!r}")
     if not any(o.found for o in observations):
+        if 0 < tracker.most_faces <= face:
+            many = f"{tracker.most_faces} face" + ("s were" if tracker.most_faces > 1 else " was")
+            raise NoFaceError(f"face {face} (counted from 0, largest first) was asked for, but "
+                              f"at most {many} found in one frame of {source_spec!r}; --face "
+                              f"must be 0..{tracker.most_faces - 1}")
         raise NoFaceError(f"no face found in any of the {len(observations)} frames of "
-                          f"{source_spec!r}; check the input shows a face, large enough "
-                          f"(about 80 px or more across)")
+                          f"{source_spec!r}; check the input shows a face upright (not turned "
+                          f"on its side), evenly lit and large enough (about 80 px or more "
+                          f"across)")
     return TrackedCrops(observations=observations, crops=np.stack(crops),
                         affines=np.stack(affines), fps=float(source.fps))

@@ -13,6 +13,9 @@ the image, the detector runs on that frame. A landmark regressor always returns 
 that disappears between detections is only noticed at the next detection (at most k - 1 frames
 late); use `redetect_every=1` when every missed frame must be flagged.
 
+A dense landmarker (one with `dense_in_boxes` and `landmarks_from_dense`, e.g. MediaPipe's 478
+points) gives each observation its dense points too (`FaceObservation.dense`).
+
 Frames where the face is not found produce `FaceObservation.missing(...)` (flagged, not dropped).
 After `max_missed` consecutive misses the track is released and the next detection picks a face
 by the selection rule again.
@@ -138,12 +141,14 @@ class FaceTracker:
         self.min_iou = float(min_iou)
         self.max_missed = int(max_missed)
         self.detector_calls = 0
+        self.most_faces = 0  # the most faces the detector found in one frame
         self.reset()
 
     def reset(self) -> None:
         """Forgets the followed face (the next frame chooses one again)."""
         self._box: Optional[np.ndarray] = None          # [4] last box of the followed face
         self._landmarks: Optional[np.ndarray] = None    # [68, 2] last landmarks
+        self._dense: Optional[np.ndarray] = None        # [P, 2] last dense points, if any
         self._offset: Optional[np.ndarray] = None       # [4] box relative to landmark extent
         self._score = float("nan")
         self._since_detect = 0
@@ -154,11 +159,21 @@ class FaceTracker:
         """True while a face is being followed (found recently enough)."""
         return self._box is not None
 
+    def _points_in_boxes(self, image: np.ndarray, boxes: np.ndarray) -> tuple:
+        """(landmarks [N, 68, 2], dense [N, P, 2] or None): a dense landmarker's points
+        (`dense_in_boxes`, with its 68 points `landmarks_from_dense`), else the 68 only."""
+        dense_fn = getattr(self.landmarker, "dense_in_boxes", None)
+        if dense_fn is None:
+            return self.landmarker.landmarks_in_boxes(image, boxes), None
+        dense = dense_fn(image, boxes)
+        return self.landmarker.landmarks_from_dense(dense), dense
+
     def _detect(self, image: np.ndarray) -> Optional[int]:
         """Runs the detector; returns the index of the followed face, updating state, or None."""
         self.detector_calls += 1
         self._since_detect = 0
         boxes, scores = self.landmarker.detect_boxes(image)
+        self.most_faces = max(self.most_faces, len(boxes))
         if len(boxes) == 0:
             return None
         if self._box is None:
@@ -169,9 +184,11 @@ class FaceTracker:
             chosen = best if overlaps[best] >= self.min_iou else None
         if chosen is None:
             return None
-        landmarks = self.landmarker.landmarks_in_boxes(image, boxes[chosen:chosen + 1])[0]
+        landmarks, dense = self._points_in_boxes(image, boxes[chosen:chosen + 1])
+        landmarks = landmarks[0]
         self._box = boxes[chosen].astype(np.float32)
         self._landmarks = landmarks
+        self._dense = None if dense is None else dense[0]
         self._offset = box_offset_from_landmarks(self._box, landmarks)
         self._score = float(scores[chosen])
         return chosen
@@ -179,13 +196,15 @@ class FaceTracker:
     def _follow(self, image: np.ndarray) -> bool:
         """Regresses landmarks from the predicted box; False when the prediction is not trusted."""
         predicted = box_from_landmarks(self._landmarks, self._offset)
-        landmarks = self.landmarker.landmarks_in_boxes(image, predicted[None])[0]
+        landmarks, dense = self._points_in_boxes(image, predicted[None])
+        landmarks = landmarks[0]
         box = box_from_landmarks(landmarks, self._offset)
         if not np.all(np.isfinite(landmarks)) or box_iou(predicted, box[None])[0] < self.min_iou:
             return False
         if visible_fraction(box, image.shape[1], image.shape[0]) < MIN_VISIBLE_FRACTION:
             return False
         self._box, self._landmarks = box, landmarks
+        self._dense = None if dense is None else dense[0]
         return True
 
     def update(self, frame_index: int, timestamp_s: float, image: np.ndarray) -> FaceObservation:
@@ -215,7 +234,9 @@ class FaceTracker:
             return FaceObservation.missing(frame_index, timestamp_s)
         self._missed = 0
         return FaceObservation(int(frame_index), float(timestamp_s), True, self._box.copy(),
-                               self._landmarks.astype(np.float32).copy(), self._score)
+                               self._landmarks.astype(np.float32).copy(), self._score,
+                               None if self._dense is None
+                               else self._dense.astype(np.float32).copy())
 
 
 def track_faces(frames: Iterable, landmarker: FaceLandmarker, face: int = 0,
@@ -241,4 +262,5 @@ def observe_image(image: np.ndarray, landmarker: FaceLandmarker, face: int = 0,
         return FaceObservation.missing(frame_index, timestamp_s)
     return FaceObservation(int(frame_index), float(timestamp_s), True,
                            detections.boxes[chosen].copy(), detections.landmarks[chosen].copy(),
-                           float(detections.scores[chosen]))
+                           float(detections.scores[chosen]),
+                           None if detections.dense is None else detections.dense[chosen].copy())

@@ -149,6 +149,20 @@ class ArkitMapping:
                 f"{len(self.unit_names)}; build it with build_arkit_mapping(track.unit_names)")
         return weights @ self.matrix()
 
+    def merge_deltas(self, unit_deltas: np.ndarray) -> np.ndarray:
+        """unit_deltas [K, ...] (e.g. [K, V, 3] morph target deltas) -> [52, ...] float32, one
+        per ARKit name: the sum of its units' deltas (0 for `missing_arkit`).
+
+        The sum, not the mean: weight 1 on a merged target then moves both halves fully, as
+        weight 1 on each half does, and `to_arkit` gives the merged weight (the halves' mean).
+        """
+        unit_deltas = np.asarray(unit_deltas, np.float32)
+        if unit_deltas.shape[0] != len(self.unit_names):
+            raise ValueError(f"{unit_deltas.shape[0]} unit deltas for {len(self.unit_names)} "
+                             "units; pass one per unit, in unit_names order")
+        summed = (self.matrix() > 0).astype(np.float32)          # [K, 52] 0/1
+        return np.tensordot(summed.T, unit_deltas, axes=1).astype(np.float32)
+
 
 def build_arkit_mapping(unit_names: Sequence[str],
                         aliases: Optional[Mapping[str, str]] = None) -> ArkitMapping:

@@ -1,11 +1,18 @@
 """glTF 2.0 binary (.glb) of a face mesh with expression morph targets and its animation.
 
 The file holds one scene with one node ("face") carrying one mesh: POSITION, NORMAL and uint32
-indices, one morph target per expression unit (POSITION deltas, and NORMAL deltas unless turned
-off), the target names in `mesh.extras.targetNames` (read by Blender's and three.js's importers)
-and one animation ("cpem_retarget") with LINEAR samplers keyed at the track's timestamps
-(shifted to start at 0): a `weights` channel (N x K floats) and a `rotation` channel (unit
-quaternions, x y z w) on the node, plus an optional `translation` channel.
+indices, one morph target per name (POSITION deltas, and NORMAL deltas unless turned off), the
+target names in `mesh.extras.targetNames` (read by Blender's and three.js's importers) and one
+animation ("cpem_retarget") with LINEAR samplers keyed at the track's timestamps (shifted to start
+at 0): a `weights` channel (N x T floats) and a `rotation` channel (unit quaternions, x y z w) on
+the node, plus an optional `translation` channel.
+
+Frame timing: glTF keys animations in seconds, and importers turn seconds into frames at their
+own scene rate (Blender: the scene's frame rate, 24 by default), so keys of a 25 or 30 fps video
+land between frames unless the scene runs at the video's rate. The source rate is recorded as
+`extras.fps` on the animation (`FPS_EXTRAS`, with the frame count) and on the asset, for
+importers and scripts to set the scene rate from; key k is at k / fps seconds exactly when the
+source's frames are evenly spaced.
 
 Units: the face model is in cm, glTF in metres: positions, deltas and translations are multiplied
 by `scale` (default 0.01). Axes need no change: both the model and glTF use +y up with the face
@@ -53,7 +60,7 @@ def add_track_animation(builder: BinaryBuilder, track: FrameTrack,
     """
     times = (track.timestamps - track.timestamps[0]).astype(np.float32)
     time_accessor = builder.add_accessor(times, "SCALAR", min_max=True)
-    animation = pygltflib.Animation(name=name)
+    animation = pygltflib.Animation(name=name, extras=fps_extras(track))
 
     def add_channel(node: int, path: str, output: int) -> None:
         animation.samplers.append(pygltflib.AnimationSampler(
@@ -81,6 +88,12 @@ def add_track_animation(builder: BinaryBuilder, track: FrameTrack,
         add_channel(translation_node, "translation", builder.add_accessor(moved, "VEC3"))
     builder.gltf.animations.append(animation)
     return len(builder.gltf.animations) - 1
+
+
+def fps_extras(track: FrameTrack) -> dict:
+    """The frame timing recorded in `extras` of the animation and the asset (module doc)."""
+    return {"fps": round(float(track.fps), 6), "frame_count": int(track.n_frames),
+            "time_unit": "seconds from the first frame"}
 
 
 def _check_mesh(vertices, triangles, target_deltas, target_names):
@@ -113,7 +126,8 @@ def track_weights_for_targets(track: FrameTrack, target_names: Sequence[str]) ->
 def write_glb(path: os.PathLike | str, vertices: np.ndarray, triangles: np.ndarray,
               target_deltas: np.ndarray, target_names: Sequence[str],
               track: Optional[FrameTrack] = None, scale: float = CM_TO_M,
-              target_normals: bool = True, animate_translation: bool = False) -> None:
+              target_normals: bool = True, animate_translation: bool = False,
+              target_weights: Optional[np.ndarray] = None) -> None:
     """Writes the face mesh, its morph targets and (given a track) the animation as a .glb.
 
     Args:
@@ -121,8 +135,10 @@ def write_glb(path: os.PathLike | str, vertices: np.ndarray, triangles: np.ndarr
       vertices: [V, 3] neutral positions, model units (cm for ICT).
       triangles: [F, 3] vertex ids, counter-clockwise from the front.
       target_deltas: [K, V, 3] per-target position deltas, model units.
-      target_names: K names (the track's unit names when a track is given).
-      track: optional N frames to animate (weights of the targets by name, head rotation).
+      target_names: K names (the track's unit names when a track is given without weights).
+      track: optional N frames to animate (target weights, head rotation, timing).
+      target_weights: [N, K] per-frame weights of the targets; default: the track's units of
+        the targets' names.
       scale: model unit -> metres (0.01 for cm).
       target_normals: also store per-target NORMAL deltas (better shading in three.js).
       animate_translation: also animate the node translation (scale * track.translation).
@@ -133,7 +149,8 @@ def write_glb(path: os.PathLike | str, vertices: np.ndarray, triangles: np.ndarr
     target_names = [str(n) for n in target_names]
     _check_mesh(vertices, triangles, target_deltas, target_names)
 
-    gltf = pygltflib.GLTF2(asset=pygltflib.Asset(generator="cpem-jax"))
+    gltf = pygltflib.GLTF2(asset=pygltflib.Asset(
+        generator="cpem-jax", extras=fps_extras(track) if track is not None else None))
     builder = BinaryBuilder(gltf)
     positions = (vertices * scale).astype(np.float32)
     normals = np.asarray(vertex_normals(vertices.astype(np.float32), triangles))
@@ -165,8 +182,9 @@ def write_glb(path: os.PathLike | str, vertices: np.ndarray, triangles: np.ndarr
     gltf.scenes.append(pygltflib.Scene(nodes=[0]))
     gltf.scene = 0
     if track is not None:
-        add_track_animation(builder, track,
-                            [(0, track_weights_for_targets(track, target_names))],
+        if target_weights is None:
+            target_weights = track_weights_for_targets(track, target_names)
+        add_track_animation(builder, track, [(0, target_weights)],
                             rotation_node=0, translation_node=0 if animate_translation else None,
                             scale=scale)
     builder.finish_as_blob()

@@ -166,6 +166,45 @@ def animation_track(estimate, missing: str = "zero") -> FrameTrack:
         missing=missing)
 
 
+def wrap_angle(angle: np.ndarray) -> np.ndarray:
+    """Angles in radians -> (-pi, pi]."""
+    return np.pi - np.mod(np.pi - angle, 2.0 * np.pi)
+
+
+def resample_track(track: FrameTrack, fps: float) -> FrameTrack:
+    """The track at a new, constant rate: M = floor((t_last - t_0) * fps) + 1 frames at
+    t_0 + k / fps, k < M.
+
+    Weights, translation and rotation (unwrapped over time, then wrapped back to (-pi, pi]) are
+    interpolated linearly between the two nearest frames, the `*_raw` values likewise;
+    `face_found` is that of the nearest frame.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    t = track.timestamps
+    count = int(np.floor((t[-1] - t[0]) * fps + 1e-6)) + 1
+    times = t[0] + np.arange(count, dtype=np.float64) / fps
+
+    def interp(values: Optional[np.ndarray], angles: bool = False) -> Optional[np.ndarray]:
+        if values is None:
+            return None
+        source = np.unwrap(values, axis=0) if angles and len(values) > 1 else values
+        out = np.stack([np.interp(times, t, source[:, c]) for c in range(source.shape[1])],
+                       axis=-1) if source.shape[1] else np.zeros((count, 0))
+        return wrap_angle(out) if angles else out
+
+    after = np.clip(np.searchsorted(t, times), 0, len(t) - 1)   # first frame at or after
+    before = np.maximum(after - 1, 0)
+    nearest = np.where(times - t[before] < t[after] - times, before, after)
+    return FrameTrack(
+        timestamps=times, face_found=track.face_found[nearest],
+        expression=np.clip(interp(track.expression), 0.0, 1.0), unit_names=track.unit_names,
+        rotation=interp(track.rotation, angles=True), translation=interp(track.translation),
+        fps=fps, expression_raw=interp(track.expression_raw),
+        rotation_raw=interp(track.rotation_raw, angles=True),
+        translation_raw=interp(track.translation_raw))
+
+
 def fill_missing(values: np.ndarray, face_found: np.ndarray, missing: str = "zero") -> np.ndarray:
     """Fills the rows of frames without a face.
 

@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from cpem_jax.export.schema import FrameTrack
+from cpem_jax.export.schema import FrameTrack, wrap_angle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,11 +100,6 @@ def one_euro_filter(values: np.ndarray, timestamps: np.ndarray, params: OneEuroP
     return out.astype(np.float32)
 
 
-def _wrap_angle(angle: np.ndarray) -> np.ndarray:
-    """Angles in radians -> (-pi, pi]."""
-    return np.pi - np.mod(np.pi - angle, 2.0 * np.pi)
-
-
 def smooth_track(track: FrameTrack, config: SmoothingConfig = SmoothingConfig()) -> FrameTrack:
     """Smooths weights and pose of a track, keeping the inputs as the `*_raw` fields.
 
@@ -130,6 +125,6 @@ def smooth_track(track: FrameTrack, config: SmoothingConfig = SmoothingConfig())
     smoothed_rotation = one_euro_filter(np.unwrap(rotation, axis=0), t, config.rotation, found)
     return track.replace(
         expression=np.clip(one_euro_filter(expression, t, config.expression, found), 0.0, 1.0),
-        rotation=_wrap_angle(smoothed_rotation).astype(np.float32),
+        rotation=wrap_angle(smoothed_rotation).astype(np.float32),
         translation=one_euro_filter(translation, t, config.translation, found),
         **raw)

@@ -1,7 +1,8 @@
 """Renders a posed triangle mesh (our face model or a user's avatar) with the JAX rasterizer.
 
 A preview camera, not a photometric one: an orthographic view framing the mesh's rest bounding
-box (`frame_mesh`), optionally turned about the vertical axis (a 3/4 view), Lambert shading of
+box (`frame_mesh`), or only a region of it such as the head of a full-body character
+(`frame_region`), optionally turned about the vertical axis (a 3/4 view), Lambert shading of
 per-pixel interpolated vertex normals under one light from the upper left of the camera plus an
 ambient term. Both windings are lit (normals are turned toward the camera), so meshes with
 either triangle orientation look right.
@@ -9,7 +10,7 @@ either triangle orientation look right.
 Axes: +y up, the face toward +z (the face model's and glTF's convention); the camera sits on +z
 looking toward -z, u to the right, v downward, as in `cpem_jax.render.rasterize`. Head rotation
 (pitch, yaw, roll radians, R = Rz Ry Rx as in `cpem_jax.geometry.rotation`) turns the mesh about
-the centre of its bounding box.
+the framing centre (the centre of the framed bounding box).
 """
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ AMBIENT = 0.3
 _DEPTH_RADII = 100.0
 # Fraction of the half image side the mesh's bounding sphere fills.
 _FILL = 0.92
+# A framed region's bounding sphere is enlarged by this factor: the vertices a face rig's morph
+# targets move cover the front of the face, the margin brings in the whole head.
+REGION_MARGIN = 1.35
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,11 +56,28 @@ class Framing:
 
 def frame_mesh(vertices: np.ndarray, view_yaw: float = 0.0) -> Framing:
     """vertices [V, 3] rest positions -> the Framing that fits them in the image."""
+    return frame_region(vertices, None, view_yaw, margin=1.0)
+
+
+def frame_region(vertices: np.ndarray, region: np.ndarray | None, view_yaw: float = 0.0,
+                 margin: float = REGION_MARGIN) -> Framing:
+    """The Framing that fits part of a mesh, e.g. the head of a full-body character.
+
+    Args:
+      vertices: [V, 3] rest positions.
+      region: [V] bool, the vertices to frame (None or no True: all of them).
+      view_yaw: turn of the view about +y, radians.
+      margin: the bounding sphere of the region is enlarged by this factor.
+    Returns:
+      a Framing centred on the region's bounding box; vertices outside it may leave the image.
+    """
     vertices = np.asarray(vertices, np.float64)
     if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
         raise ValueError(f"vertices must be [V, 3] with V >= 1, got {vertices.shape}")
+    if region is not None and np.any(region):
+        vertices = vertices[np.asarray(region, bool)]
     low, high = vertices.min(axis=0), vertices.max(axis=0)
-    radius = float(np.linalg.norm(high - low) / 2.0)
+    radius = float(margin * np.linalg.norm(high - low) / 2.0)
     return Framing(centre=tuple(float(c) for c in (low + high) / 2.0), radius=max(radius, 1e-6),
                    view_yaw=float(view_yaw))
 

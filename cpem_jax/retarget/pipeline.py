@@ -4,9 +4,10 @@ Outputs (in `RetargetOptions.output`; `OUTPUTS` names them for `--outputs`):
   coefficients  coefficients.npz + coefficients.json  the VideoEstimate, exact (export.coefficients)
   csv           blendshapes.csv     52 ARKit weights, head pose, time, face flag per frame
   json          blendshapes.json    the same plus our units and the unsmoothed values ("raw")
-  livelink      livelink.csv        Live Link Face CSV (Unreal / Blender importers)
-  glb           face.glb            our face (fitted identity) with one morph target per unit and
-                                    the animation (weights + head rotation) at the video's rate
+  livelink      livelink.csv        Live Link Face CSV at the app's 60 fps (Unreal / Blender)
+  glb           face.glb            our face (fitted identity) with the 52 ARKit morph targets
+                                    (or one per unit, `glb_names="units"`) and the animation
+                                    (weights + head rotation) at the video's rate
   avatar        <name>_animated.glb the avatar with the animation on its morph targets (--avatar)
   preview       preview.mp4         input | face model | avatar (see preview)
   overlay       overlay.mp4         crop | model rendered over it | landmarks: the fit's quality
@@ -16,30 +17,45 @@ report and anything that failed.
 
 The walk of one video: `estimate_video` (cpem_jax.estimation: read, detect, crop, estimate, one
 pass over the frames) returns a `VideoEstimate`; every writer of `cpem_jax.export` and the
-preview consume it. An output that fails (an avatar without morph targets, say) is reported and
-the others are still written: `run_retarget` then returns exit status 1. Problems that leave
-nothing to write (no face anywhere, an unreadable input) raise and the command exits with
-status 2.
+preview consume it.
+
+Bad input is refused before any work where it can be: the output folder (`check_output_folder`:
+not a file, not below a file, writable), the options, and the avatar (`avatar.check_avatar`:
+readable, with morph targets of which at least one is driven, and the head node). Problems that
+leave nothing to write (no face anywhere, an unreadable input, a bad folder or option) raise and
+the command exits with status 2. An output that fails (an unusable avatar, a full disk) is
+reported and the others are still written: `run_retarget` then returns exit status 1.
+
+Files (`OutputFiles`): every output is written under a temporary name in the output folder
+(`.<name>.partial<ext>`) and renamed when complete, so a file with a final name is always whole.
+A summary.json left by an earlier run is removed first, and the new one is written last, listing
+only what is complete. `RunState` follows the run (phase, frames the front end has seen, files
+complete) so that an interrupted run can say how far it got and write a summary of what is
+complete (`RunState.finish_interrupted`, called by the command's Ctrl-C handler).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import tempfile
+import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cpem_jax.estimation.estimate import make_estimator
+from cpem_jax.estimation.estimate import default_landmarker, make_estimator
 from cpem_jax.estimation.video_estimate import VideoEstimate
 from cpem_jax.evaluation.landmarks import box_size, landmark_box, nme
 from cpem_jax.evaluation.temporal import mean_abs_change
 from cpem_jax.export import (AvatarError, FrameTrack, RetargetReport, SmoothingConfig,
-                             animation_track, load_morph_mesh, retarget_avatar, save_coefficients,
-                             smooth_track, write_csv, write_face_glb, write_json,
-                             write_livelink_csv)
+                             animation_track, check_avatar, load_avatar_map, load_morph_mesh,
+                             retarget_avatar, save_coefficients, smooth_track, write_csv,
+                             write_face_glb, write_json, write_livelink_csv)
+from cpem_jax.export.livelink import APP_FPS
 from cpem_jax.io.video_writer import write_video
 from cpem_jax.retarget import preview as preview_module
 
@@ -47,6 +63,12 @@ OUTPUTS = ("coefficients", "csv", "json", "livelink", "glb", "avatar", "preview"
 DEFAULT_OUTPUTS = tuple(o for o in OUTPUTS if o != "overlay")
 FILE_NAMES = {"csv": "blendshapes.csv", "json": "blendshapes.json", "livelink": "livelink.csv",
               "glb": "face.glb", "preview": "preview.mp4", "overlay": "overlay.mp4"}
+SUMMARY = "summary.json"
+PARTIAL = ".partial"
+
+
+class OutputFolderError(ValueError):
+    """The output folder cannot hold the outputs (a file, below a file, not writable)."""
 
 
 @dataclasses.dataclass
@@ -60,14 +82,18 @@ class RetargetOptions:
       fit_config: FitConfig for "fit".
       checkpoint: training workdir for "net".
       face_model: face model spec, or None for the default.
+      landmarker: the front end by name ("auto", "mediapipe", "dlib").
       face: which face (0 = largest).
       max_frames: stop after N frames, or None.
       outputs: names from OUTPUTS to write (default all but the overlay).
       smoothing: One Euro settings (enabled or not).
       missing: "zero" or "hold", how frames without a face are filled.
       avatar: the user's .glb, or None.
+      avatar_map: JSON file {avatar target name: ARKit or unit name}, or None.
       head_node: avatar node whose rotation follows the head, or None.
       livelink_eyes: "derived" or "zero".
+      livelink_fps: rows per second of livelink.csv (the app's 60 by default).
+      glb_names: "arkit" (52 ARKit targets) or "units" (one per model unit) in face.glb.
       preview_size: panel side of the preview, pixels.
       progress: show progress bars.
     """
@@ -77,14 +103,18 @@ class RetargetOptions:
     fit_config: Any = None
     checkpoint: Optional[str] = None
     face_model: Optional[str] = None
+    landmarker: str = "auto"
     face: int = 0
     max_frames: Optional[int] = None
     outputs: Sequence[str] = DEFAULT_OUTPUTS
     smoothing: SmoothingConfig = SmoothingConfig()
     missing: str = "zero"
     avatar: Optional[str] = None
+    avatar_map: Optional[str] = None
     head_node: Optional[str] = None
     livelink_eyes: str = "derived"
+    livelink_fps: float = APP_FPS
+    glb_names: str = "arkit"
     preview_size: int = 224
     progress: bool = True
 
@@ -108,6 +138,174 @@ def avatar_output_path(output: str, avatar: str) -> str:
     return os.path.join(output, f"{stem}_animated.glb")
 
 
+def check_output_folder(path: str) -> None:
+    """Makes sure the outputs can be written to folder `path` before any work: it is not an
+    existing file, lies below no file, and accepts a new file (the folder is created).
+
+    Raises:
+      OutputFolderError: one line naming the problem and the fix.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputFolderError(f"-o {path!r} is an existing file, not a folder; pass a folder "
+                                "path (it is created when missing)")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise OutputFolderError(f"-o {path!r} lies below {parent!r}, which is a file, not a "
+                                "folder; pass a folder path elsewhere")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".cpem-write-check"):
+            pass
+    except OSError as error:
+        raise OutputFolderError(f"cannot write into the output folder {path!r} "
+                                f"({error.strerror or error}); pass a folder you may write to "
+                                "with -o") from None
+
+
+def partial_path(path: str) -> str:
+    """out/face.glb -> out/.face.partial.glb: where an output is written until it is complete
+    (the extension is kept, as some writers choose the format from it)."""
+    folder, name = os.path.split(path)
+    stem, ext = os.path.splitext(name)
+    return os.path.join(folder, f".{stem}{PARTIAL}{ext}")
+
+
+class OutputFiles:
+    """The files of one output folder: written under `partial_path` names, renamed when complete.
+
+    Thread-safe: the Ctrl-C handler (`RunState.finish_interrupted`) runs in another thread and
+    takes `lock`, so the set of complete files does not change while it reports them.
+    """
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.complete: Dict[str, List[str]] = {}
+        self.lock = threading.Lock()
+        self._pending: set = set()
+
+    def remove_stale(self) -> None:
+        """Removes a summary.json and partial files an earlier run left (before any work)."""
+        for name in os.listdir(self.folder):
+            if name == SUMMARY or (name.startswith(".") and PARTIAL in name):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(self.folder, name))
+
+    @contextlib.contextmanager
+    def writing(self, name: str, finals: Sequence[str]) -> Iterator[List[str]]:
+        """Yields the temporary paths of `finals` (paths in the folder); when the block ends
+        without an error they are renamed to `finals` and output `name` counts as complete,
+        otherwise they are removed."""
+        temps = [partial_path(p) for p in finals]
+        with self.lock:
+            self._pending.update(temps)
+        try:
+            yield temps
+        except BaseException:
+            self._remove(temps)
+            raise
+        with self.lock:
+            for temp, final in zip(temps, finals):
+                os.replace(temp, final)
+            self._pending.difference_update(temps)
+            self.complete[name] = list(finals)
+
+    def _remove(self, temps) -> None:
+        with self.lock:
+            for temp in temps:
+                with contextlib.suppress(OSError):
+                    os.remove(temp)
+            self._pending.difference_update(temps)
+
+    def discard_pending(self) -> None:
+        """Removes the files of outputs still being written (the caller holds `lock`)."""
+        for temp in list(self._pending):
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+        self._pending.clear()
+
+    def sizes(self) -> Dict[str, Dict[str, int]]:
+        """{output name: {file name: bytes}} of the complete outputs."""
+        return {name: {os.path.basename(p): os.path.getsize(p) for p in paths}
+                for name, paths in self.complete.items()}
+
+    def write_json(self, name: str, obj: Any) -> str:
+        """Writes obj as <folder>/<name> (through a partial file); returns the path."""
+        final = os.path.join(self.folder, name)
+        temp = partial_path(final)
+        with open(temp, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(temp, final)
+        return final
+
+
+class CountingLandmarker:
+    """A front end (`cpem_jax.detect.base.FaceLandmarker`) that counts the frames it is shown,
+    so an interrupted run can say how far it got. Everything else is the wrapped one's."""
+
+    def __init__(self, landmarker):
+        self._landmarker = landmarker
+        self._last = None
+        self.frames = 0
+
+    def _saw(self, image) -> None:
+        if image is not self._last:
+            self._last, self.frames = image, self.frames + 1
+
+    def detect_boxes(self, image):
+        self._saw(image)
+        return self._landmarker.detect_boxes(image)
+
+    def landmarks_in_boxes(self, image, boxes):
+        self._saw(image)
+        return self._landmarker.landmarks_in_boxes(image, boxes)
+
+    def detect(self, image):
+        self._saw(image)
+        return self._landmarker.detect(image)
+
+    def __getattr__(self, name):
+        return getattr(self._landmarker, name)
+
+
+class RunState:
+    """How far one run got: the phase, the frames seen, the output files (see module doc)."""
+
+    def __init__(self):
+        self.phase = "starting"
+        self.files: Optional[OutputFiles] = None
+        self.landmarker: Optional[CountingLandmarker] = None
+        self.n_frames: Optional[int] = None
+        self.summary: Dict[str, Any] = {}
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames the estimate holds, or while estimating, the frames the front end has seen."""
+        if self.n_frames is not None:
+            return self.n_frames
+        return self.landmarker.frames if self.landmarker is not None else 0
+
+    def finish_interrupted(self) -> str:
+        """After Ctrl-C: removes the files of unfinished outputs, writes a summary.json listing
+        the complete ones (when there are any) and returns the one line to print."""
+        head = f"interrupted after {self.frames_seen} frames ({self.phase})"
+        if self.files is None:
+            return f"{head}; nothing written"
+        with self.files.lock:
+            self.files.discard_pending()
+            done = self.files.sizes()
+            if not done:
+                return f"{head}; nothing written"
+            summary = {**self.summary, "interrupted": {"phase": self.phase,
+                                                       "frames_seen": self.frames_seen},
+                       "outputs": done}
+            self.files.write_json(SUMMARY, summary)
+        names = ", ".join(n for files in done.values() for n in files)
+        return (f"{head}; outputs up to frame {self.frames_seen - 1} written: {names} "
+                f"(listed in {SUMMARY})")
+
+
 def _report_dict(report: RetargetReport) -> Dict[str, Any]:
     return {"matched": len(report.matched), "meshes": list(report.meshes),
             "matched_targets": [f"{m.mesh}/{m.target} <- {m.kind} {m.source}"
@@ -123,13 +321,16 @@ def _rate(count: int, seconds: float) -> Optional[float]:
 
 
 def _right_panel(options: RetargetOptions, estimate: VideoEstimate, model,
-                 frame_track: FrameTrack, report: Optional[RetargetReport]):
-    """The avatar panel when the avatar's mesh can be read, else our model from a 3/4 view."""
-    if options.avatar:
+                 frame_track: FrameTrack, report: Optional[RetargetReport],
+                 target_map: Optional[Mapping[str, str]], avatar_usable: bool):
+    """The avatar panel when the avatar's mesh can be read and is driven, else our model from a
+    3/4 view."""
+    if options.avatar and avatar_usable:
         try:
             mesh = load_morph_mesh(options.avatar)
             name = os.path.splitext(os.path.basename(options.avatar))[0]
-            return preview_module.avatar_panel(mesh, report, frame_track, f"avatar: {name}")
+            return preview_module.avatar_panel(mesh, report, frame_track, f"avatar: {name}",
+                                               target_map)
         except AvatarError as error:
             logging.warning("preview: showing the face model instead of the avatar (%s)", error)
     return preview_module.model_panel(model, estimate, frame_track)
@@ -152,60 +353,119 @@ def fit_quality(estimate: VideoEstimate) -> Dict[str, Optional[float]]:
             "expression_jitter": None if np.isnan(jitter) else jitter}
 
 
-def run_retarget(options: RetargetOptions, estimator=None) -> Tuple[int, Dict[str, Any]]:
+def _check_avatar_first(options: RetargetOptions, wanted: set, unit_names: Sequence[str],
+                        failures: Dict[str, str]) -> Optional[Mapping[str, str]]:
+    """The avatar checks that need no track, before any work (module doc). Returns the
+    `--avatar-map` table. An unusable avatar is recorded in `failures` and dropped from
+    `wanted`; when it was the only output asked for, its AvatarError is raised instead."""
+    if not options.avatar:
+        return None
+    target_map = (load_avatar_map(options.avatar_map, unit_names) if options.avatar_map
+                  else None)
+    if "avatar" not in wanted and "preview" not in wanted:
+        return target_map
+    try:
+        check_avatar(options.avatar, unit_names, target_map, options.head_node)
+    except AvatarError as error:
+        if not wanted - {"avatar"}:
+            raise
+        failures["avatar"] = str(error)
+        wanted.discard("avatar")
+        logging.error("avatar not written: %s (the other outputs are made; stop with Ctrl-C "
+                      "to fix the avatar first)", error)
+    return target_map
+
+
+def run_retarget(options: RetargetOptions, estimator=None,
+                 state: Optional[RunState] = None) -> Tuple[int, Dict[str, Any]]:
     """Runs the whole command (module doc). Returns (exit status 0 or 1, the summary).
 
-    `estimator` (default: `make_estimator` from the options) maps a source to a VideoEstimate
-    and carries the face model in `estimator.model`.
+    `estimator` (default: `make_estimator` from the options, with a `CountingLandmarker`) maps a
+    source to a VideoEstimate and carries the face model in `estimator.model`. `state` is
+    updated as the run goes, for a Ctrl-C handler.
     """
+    state = state or RunState()
     unknown = [n for n in options.outputs if n not in OUTPUTS]
     if unknown:
         raise ValueError(f"unknown outputs {unknown}; choose among {', '.join(OUTPUTS)}")
     if options.avatar and not os.path.isfile(options.avatar):
         raise FileNotFoundError(f"avatar file {options.avatar!r} does not exist; pass --avatar "
                                 "path/to/character.glb")
+    check_output_folder(options.output)
     wanted = set(options.outputs)
     if not options.avatar:
         wanted.discard("avatar")
+    failures: Dict[str, str] = {}
     start = time.perf_counter()
-    estimator = estimator or make_estimator(options.method, options.fit_config,
-                                            options.face_model, options.checkpoint)
+    state.phase = "loading the face model and the front end"
+    if estimator is None:
+        state.landmarker = CountingLandmarker(default_landmarker(options.landmarker))
+        estimator = make_estimator(options.method, options.fit_config, options.face_model,
+                                   options.checkpoint, landmarker=state.landmarker)
     model = estimator.model
+    target_map = _check_avatar_first(options, wanted, model.expression_names, failures)
+    avatar_usable = "avatar" not in failures
+
+    files = OutputFiles(options.output)
+    files.remove_stale()
+    state.files = files
+    state.summary = {"input": options.source, "method": options.method}
+    state.phase = "detecting and estimating"
     estimate = estimator(options.source, face=options.face, max_frames=options.max_frames,
                          progress=options.progress)
-    os.makedirs(options.output, exist_ok=True)
+    state.n_frames = estimate.n_frames
+    state.summary.update(frames=estimate.n_frames, frames_with_face=estimate.n_found,
+                         video_fps=estimate.fps)
     t_export = time.perf_counter()
     frame_track = smooth_track(animation_track(estimate, missing=options.missing),
                                options.smoothing)
-    written: Dict[str, List[str]] = {}
-    failures: Dict[str, str] = {}
     extra: Dict[str, Any] = {}
     path_of = lambda name: os.path.join(options.output, FILE_NAMES[name])
 
+    def write(name: str, finals: Sequence[str], writer) -> None:
+        """Runs writer(temporary paths) for one output; an OSError or RuntimeError is that
+        output's failure, the others are still written."""
+        state.phase = f"writing {', '.join(os.path.basename(p) for p in finals)}"
+        try:
+            with files.writing(name, finals) as temps:
+                writer(temps)
+        except OSError as error:
+            failures[name] = f"{error.strerror or error} ({error.filename or finals[0]})"
+            logging.error("%s not written: %s", name, failures[name])
+        except RuntimeError as error:  # a file that reads back wrong, a render that fails
+            failures[name] = str(error)
+            logging.error("%s not written: %s", name, failures[name])
+
     if "coefficients" in wanted:
-        written["coefficients"] = list(save_coefficients(
-            estimate, os.path.join(options.output, "coefficients")))
+        stem = os.path.join(options.output, "coefficients")
+        write("coefficients", [stem + ".npz", stem + ".json"],
+              lambda temps: save_coefficients(estimate, temps[0][:-len(".npz")]))
     if "csv" in wanted:
-        write_csv(frame_track, path_of("csv"))
-        written["csv"] = [path_of("csv")]
+        write("csv", [path_of("csv")], lambda temps: write_csv(frame_track, temps[0]))
     if "json" in wanted:
-        write_json(frame_track, path_of("json"), smoothing=options.smoothing.to_dict())
-        written["json"] = [path_of("json")]
+        write("json", [path_of("json")], lambda temps: write_json(
+            frame_track, temps[0], smoothing=options.smoothing.to_dict()))
     if "livelink" in wanted:
-        write_livelink_csv(frame_track, path_of("livelink"), eyes=options.livelink_eyes)
-        written["livelink"] = [path_of("livelink")]
+        write("livelink", [path_of("livelink")], lambda temps: extra.update(
+            livelink_rows=write_livelink_csv(frame_track, temps[0], eyes=options.livelink_eyes,
+                                             fps=options.livelink_fps),
+            livelink_fps=options.livelink_fps))
     if "glb" in wanted:
-        extra["glb_check"] = write_face_glb(path_of("glb"), model, estimate.identity, frame_track)
-        written["glb"] = [path_of("glb")]
+        write("glb", [path_of("glb")], lambda temps: extra.update(glb_check=write_face_glb(
+            temps[0], model, estimate.identity, frame_track, names=options.glb_names)))
     report = None
     if "avatar" in wanted:
         out = avatar_output_path(options.output, options.avatar)
         try:
-            report = retarget_avatar(options.avatar, frame_track, out, head_node=options.head_node)
-            written["avatar"] = [out]
-            extra["avatar"] = _report_dict(report)
-            for line in report.summary().splitlines():
-                logging.info("avatar: %s", line)
+            def animate(temps):
+                nonlocal report
+                report = retarget_avatar(options.avatar, frame_track, temps[0],
+                                         head_node=options.head_node, target_map=target_map)
+            write("avatar", [out], animate)
+            if report is not None:
+                extra["avatar"] = _report_dict(report)
+                for line in report.summary().splitlines():
+                    logging.info("avatar: %s", line)
         except AvatarError as error:
             failures["avatar"] = str(error)
             logging.error("avatar: %s", error)
@@ -214,17 +474,16 @@ def run_retarget(options: RetargetOptions, estimator=None) -> Tuple[int, Dict[st
     preview_s = 0.0
     if "preview" in wanted:
         t_preview = time.perf_counter()
-        right = _right_panel(options, estimate, model, frame_track, report)
+        right = _right_panel(options, estimate, model, frame_track, report, target_map,
+                             avatar_usable)
         frames = preview_module.preview_frames(estimate, frame_track, model, right,
                                                size=options.preview_size)
-        preview_module.write_preview(path_of("preview"), frames, frame_track.fps,
-                                     frame_track.n_frames, options.progress)
-        written["preview"] = [path_of("preview")]
+        write("preview", [path_of("preview")], lambda temps: preview_module.write_preview(
+            temps[0], frames, frame_track.fps, frame_track.n_frames, options.progress))
         preview_s = time.perf_counter() - t_preview
     if "overlay" in wanted:
-        write_video(path_of("overlay"), preview_module.overlay_frames(estimate, model),
-                    estimate.fps)
-        written["overlay"] = [path_of("overlay")]
+        write("overlay", [path_of("overlay")], lambda temps: write_video(
+            temps[0], preview_module.overlay_frames(estimate, model), estimate.fps))
 
     n, n_found = estimate.n_frames, estimate.n_found
     timings = estimate.timings
@@ -244,11 +503,12 @@ def run_retarget(options: RetargetOptions, estimator=None) -> Tuple[int, Dict[st
         },
         "fit_quality": fit_quality(estimate),
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "outputs": {name: {os.path.basename(p): os.path.getsize(p) for p in paths}
-                    for name, paths in written.items()},
+        "outputs": files.sizes(),
         **extra,
         "failures": failures,
     }
-    with open(os.path.join(options.output, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+    state.phase = f"writing {SUMMARY}"
+    with files.lock:
+        files.write_json(SUMMARY, summary)
+    state.phase = "done"
     return (1 if failures else 0), summary

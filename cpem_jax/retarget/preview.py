@@ -7,16 +7,18 @@ Each preview frame is three square panels of `size` pixels, captioned:
   2. our face model rendered with the exported (smoothed) expression and pose and the estimated
      identity, albedo and lighting, in the crop's camera, so it lines up with panel 1;
   3. the avatar (`--avatar`) posed with the per-frame morph weights `retarget_avatar` wrote and
-     turned by the head rotation, rendered by `mesh_render`; without an avatar (or when the
-     avatar cannot be read), our face model's neutral identity with the same weights from a 3/4
-     view, shaded grey.
+     turned by the head rotation, rendered by `mesh_render`, framed on its head: the bounding box
+     of the vertices that the driven morph targets move (the face of a full-body character),
+     enlarged to the whole head; without an avatar (or when the avatar cannot be read or drives
+     nothing), our face model's neutral identity with the same weights from a 3/4 view, shaded
+     grey.
 Everything comes from the `VideoEstimate` (its crops included): the source is not read again.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 import cv2
 import jax
@@ -30,7 +32,7 @@ from cpem_jax.export import (ARKIT_NAMES, FrameTrack, MorphMesh, RetargetReport,
 from cpem_jax.face_model.model import Coefficients, FaceModel
 from cpem_jax.io.video_writer import write_video
 from cpem_jax.render.face_renderer import render_face
-from cpem_jax.retarget.mesh_render import Framing, frame_mesh, render_mesh
+from cpem_jax.retarget.mesh_render import Framing, frame_mesh, frame_region, render_mesh
 from cpem_jax.viz.overlay import overlay_row, to_uint8
 
 THREE_QUARTER_YAW = 0.6  # radians, the view of the face model when no avatar is given
@@ -65,39 +67,58 @@ def model_panel(model: FaceModel, estimate: VideoEstimate, frame_track: FrameTra
                      caption="face model 3/4", color=MODEL_COLOR)
 
 
-def avatar_weights(mesh: MorphMesh, report: Optional[RetargetReport],
-                   frame_track: FrameTrack) -> np.ndarray:
-    """Per-frame weights [N, T] of an avatar's targets, as `retarget_avatar` matched them.
-
-    Targets matched to one of our units take its weight, those matched to an ARKit name the
-    merged ARKit weight; the others keep the mesh's default weight. Without a report (the
-    animated avatar was not requested) the names are matched with `avatar.match_target`, the
-    rule `retarget_avatar` applies.
-    """
-    weights = np.tile(mesh.default_weights[None], (frame_track.n_frames, 1))
-    mapping = build_arkit_mapping(frame_track.unit_names)
-    arkit = mapping.to_arkit(frame_track.expression)
-    units = {u: k for k, u in enumerate(frame_track.unit_names)}
+def avatar_sources(mesh: MorphMesh, report: Optional[RetargetReport], frame_track: FrameTrack,
+                   target_map: Optional[Mapping[str, str]] = None) -> dict:
+    """Column of `mesh` -> ("unit" | "arkit", source name) for the targets our track drives:
+    those `report` lists, or without a report (the animated avatar was not requested) those
+    `avatar.match_target` matches, the rule `retarget_avatar` applies."""
     if report is not None:
-        sources = {(m.mesh, m.target): (m.kind, m.source) for m in report.matched}
-    else:  # The avatar file was not written: match the names the same way it would have.
+        by_key = {(m.mesh, m.target): (m.kind, m.source) for m in report.matched}
+    else:
         keys = {shape_name_key(u): u for u in frame_track.unit_names}
-        sources = {key: match_target(key[1], keys, mapping) for key in mesh.target_keys}
-        sources = {key: source for key, source in sources.items() if source is not None}
-    for column, key in enumerate(mesh.target_keys):
-        if key not in sources:
-            continue
-        kind, name = sources[key]
+        mapping = build_arkit_mapping(frame_track.unit_names)
+        by_key = {key: match_target(key[1], keys, mapping, target_map)
+                  for key in mesh.target_keys}
+    return {column: by_key[key] for column, key in enumerate(mesh.target_keys)
+            if by_key.get(key) is not None}
+
+
+def avatar_weights(mesh: MorphMesh, report: Optional[RetargetReport],
+                   frame_track: FrameTrack,
+                   target_map: Optional[Mapping[str, str]] = None) -> np.ndarray:
+    """Per-frame weights [N, T] of an avatar's targets, as `retarget_avatar` matched them
+    (`avatar_sources`): a target matched to one of our units takes its weight, one matched to
+    an ARKit name the merged ARKit weight; the others keep the mesh's default weight."""
+    weights = np.tile(mesh.default_weights[None], (frame_track.n_frames, 1))
+    arkit = build_arkit_mapping(frame_track.unit_names).to_arkit(frame_track.expression)
+    units = {u: k for k, u in enumerate(frame_track.unit_names)}
+    for column, (kind, name) in avatar_sources(mesh, report, frame_track, target_map).items():
         weights[:, column] = (frame_track.expression[:, units[name]] if kind == "unit"
                               else arkit[:, ARKIT_NAMES.index(name)])
     return weights
 
 
+def face_region(mesh: MorphMesh, columns) -> np.ndarray:
+    """[V] bool: the vertices that the targets in `columns` move (every target's when those
+    move nothing; all False when no target moves anything)."""
+    extent = float(np.linalg.norm(np.ptp(mesh.vertices, axis=0))) or 1.0
+    for chosen in (sorted(columns), range(mesh.n_targets)):
+        chosen = list(chosen)
+        if chosen:
+            moved = np.abs(mesh.deltas[chosen]).max(axis=(0, 2)) > 1e-5 * extent
+            if moved.any():
+                return moved
+    return np.zeros(len(mesh.vertices), bool)
+
+
 def avatar_panel(mesh: MorphMesh, report: Optional[RetargetReport], frame_track: FrameTrack,
-                 name: str) -> MeshPanel:
-    """The right panel for an avatar loaded with `cpem_jax.export.load_morph_mesh`."""
-    return MeshPanel(mesh=mesh, weights=avatar_weights(mesh, report, frame_track),
-                     framing=frame_mesh(mesh.vertices), caption=name, color=AVATAR_COLOR)
+                 name: str, target_map: Optional[Mapping[str, str]] = None) -> MeshPanel:
+    """The right panel for an avatar loaded with `cpem_jax.export.load_morph_mesh`, framed on
+    the region its driven morph targets move (module doc)."""
+    sources = avatar_sources(mesh, report, frame_track, target_map)
+    return MeshPanel(mesh=mesh, weights=avatar_weights(mesh, report, frame_track, target_map),
+                     framing=frame_region(mesh.vertices, face_region(mesh, sources)),
+                     caption=name, color=AVATAR_COLOR)
 
 
 def caption(panel: np.ndarray, text: str) -> np.ndarray:
