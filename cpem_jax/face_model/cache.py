@@ -40,7 +40,8 @@ def load_model(path: str) -> FaceModel:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ModelCacheError(f"{path!r} is not a readable face-model .npz ({err}); convert the "
+        raise ModelCacheError(f"{path!r} is not a readable face-model .npz (damaged, truncated "
+                              f"or another kind of file: {type(err).__name__}); convert the "
                               f"model again with `cpem-jax model convert`") from None
     missing = [k for k in _ARRAY_FIELDS + ("expression_names", "name", "format_version")
                if k not in arrays]
