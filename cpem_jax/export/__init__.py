@@ -19,10 +19,10 @@ face .glb writer), `avatar` (a user's avatar: loading, target matching, animatio
 """
 from cpem_jax.export.arkit import (ARKIT_NAMES, ArkitMapping, arkit_name_for,
                                    build_arkit_mapping, shape_name_key)
-from cpem_jax.export.avatar import (AvatarError, AvatarPlan, MorphMesh, RetargetReport,
-                                    check_avatar, load_avatar, load_avatar_map, load_morph_mesh,
-                                    match_target, mesh_target_names, plan_avatar,
-                                    retarget_avatar)
+from cpem_jax.export.avatar import (AvatarError, AvatarPlan, RetargetReport, check_avatar,
+                                    load_avatar, load_avatar_map, match_target, mesh_target_names,
+                                    plan_avatar, retarget_avatar)
+from cpem_jax.export.morph_mesh import MorphMesh, load_morph_mesh
 from cpem_jax.export.coefficients import coefficients_json, load_coefficients, save_coefficients
 from cpem_jax.export.csv_json import read_json, write_csv, write_json
 from cpem_jax.export.face_glb import GLB_NAMES, arkit_targets, face_model_mesh, write_face_glb

@@ -26,14 +26,7 @@ rest rotation * head rotation (track convention, see `schema`); otherwise no pos
 `load_avatar` refuses, before anything is written, a file whose buffers are missing or short (a
 .gltf without its .bin, a .glb cut off while copying).
 
-`load_morph_mesh` reads the same avatar into one `MorphMesh` (numpy) for the preview: every node
-of the default scene that carries a mesh contributes its TRIANGLES primitives, moved by the
-node's world transform (matrix or translation/rotation/scale, parents included). Skins are
-ignored: a skinned character is shown in its bind pose, moved by its node transform. Morph target
-POSITION deltas are moved by the linear part of the same transform. Points, lines, strips and
-fans are skipped. Targets are columns of `MorphMesh.deltas`, one per (mesh, target) pair; a mesh
-used by several nodes shares its columns, as glTF's per-mesh target list and `retarget_avatar`
-(which animates every node of a mesh with the same weights) do.
+The preview reads the same avatar as one numpy mesh with `morph_mesh.load_morph_mesh`.
 """
 from __future__ import annotations
 
@@ -48,11 +41,9 @@ import pygltflib
 from cpem_jax.export.arkit import (ARKIT_NAMES, ArkitMapping, arkit_name_for,
                                    build_arkit_mapping, shape_name_key)
 from cpem_jax.export.gltf import ANIMATION_NAME, add_track_animation, fps_extras
-from cpem_jax.export.gltf_io import (AccessorReader, BinaryBuilder, GltfError, check_buffers,
-                                     embed_buffers, world_matrices)
+from cpem_jax.export.gltf_io import BinaryBuilder, GltfError, check_buffers, embed_buffers
 from cpem_jax.export.schema import FrameTrack
 
-_TRIANGLES = 4  # glTF primitive mode
 
 
 class AvatarError(ValueError):
@@ -120,13 +111,13 @@ def load_avatar(path: os.PathLike | str) -> pygltflib.GLTF2:
         raise AvatarError(f"{path!r} is not a glTF 2.0 file; export the character as glTF "
                           "Binary (.glb)")
     try:
-        check_buffers(gltf, _folder(path))
+        check_buffers(gltf, file_folder(path))
     except GltfError as error:
         raise AvatarError(f"{path}: {error}") from error
     return gltf
 
 
-def _folder(path: os.PathLike | str) -> str:
+def file_folder(path: os.PathLike | str) -> str:
     """The folder a .gltf's external buffers are relative to."""
     return os.path.dirname(os.path.abspath(str(path)))
 
@@ -346,7 +337,7 @@ def retarget_avatar(avatar_path: os.PathLike | str, track: FrameTrack,
                         rest_rotation=rest, name=animation_name)
     gltf.asset.extras = {**(gltf.asset.extras or {}), animation_name: fps_extras(track)}
     builder.finish_as_data_uri()
-    embed_buffers(gltf, _folder(avatar_path))  # the .glb carries every buffer
+    embed_buffers(gltf, file_folder(avatar_path))  # the .glb carries every buffer
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     if not gltf.save_binary(str(out_path)):
         raise AvatarError(f"could not write {out_path!s}")
@@ -364,104 +355,3 @@ def retarget_avatar(avatar_path: os.PathLike | str, track: FrameTrack,
         meshes=tuple(gltf.meshes[i].name or f"mesh_{i}" for i in plan.meshes),
         animated_nodes=tuple(gltf.nodes[n].name or f"node_{n}" for n, _ in channels),
         head_node=None if rotation_node is None else (gltf.nodes[rotation_node].name or head_node))
-
-
-@dataclasses.dataclass(frozen=True)
-class MorphMesh:
-    """One triangle mesh with morph targets, in the file's units and axes (glTF: metres, +y up).
-
-    Attributes:
-      vertices: [V, 3] float32 rest positions (world space of the scene).
-      triangles: [F, 3] int32 vertex ids.
-      deltas: [T, V, 3] float32 per-target position deltas (0 on vertices a target leaves alone).
-      target_keys: T (mesh name, target name) pairs, the names `retarget_avatar` reports.
-      default_weights: [T] float32 the meshes' default weights.
-    """
-    vertices: np.ndarray
-    triangles: np.ndarray
-    deltas: np.ndarray
-    target_keys: Tuple[Tuple[str, str], ...]
-    default_weights: np.ndarray
-
-    @property
-    def n_targets(self) -> int:
-        return len(self.target_keys)
-
-    def posed(self, weights: np.ndarray) -> np.ndarray:
-        """weights [N, T] -> vertices [N, V, 3] float32 (rest + weights @ deltas)."""
-        weights = np.asarray(weights, np.float32)
-        if weights.ndim != 2 or weights.shape[1] != self.n_targets:
-            raise ValueError(f"weights must be [N, {self.n_targets}], got {weights.shape}")
-        return self.vertices[None] + np.einsum("nt,tvc->nvc", weights, self.deltas)
-
-
-def _target_position(target) -> Optional[int]:
-    """The POSITION accessor of a morph target (pygltflib gives a dict or an Attributes)."""
-    return target.get("POSITION") if isinstance(target, dict) else getattr(target, "POSITION", None)
-
-
-def load_morph_mesh(path: os.PathLike | str) -> MorphMesh:
-    """Reads an avatar .glb/.gltf into one MorphMesh (module doc).
-
-    Raises:
-      AvatarError: unreadable or damaged file, or no triangle mesh placed in the scene.
-    """
-    gltf = load_avatar(path)
-    try:
-        return _read_morph_mesh(gltf, AccessorReader(gltf, _folder(path)), str(path))
-    except GltfError as error:
-        raise AvatarError(f"{path}: {error}") from error
-
-
-def _read_morph_mesh(gltf: pygltflib.GLTF2, reader: AccessorReader, path: str) -> MorphMesh:
-    matrices = world_matrices(gltf)
-    mesh_columns: Dict[int, List[int]] = {}
-    keys: List[Tuple[str, str]] = []
-    defaults: List[float] = []
-    parts = []  # (vertices [v, 3], triangles [f, 3], {column: deltas [v, 3]})
-    for node_index, world in sorted(matrices.items()):
-        mesh_index = gltf.nodes[node_index].mesh
-        if mesh_index is None:
-            continue
-        mesh = gltf.meshes[mesh_index]
-        if mesh_index not in mesh_columns:
-            names = mesh_target_names(mesh)
-            weights = list(mesh.weights or [])
-            weights = weights if len(weights) == len(names) else [0.0] * len(names)
-            mesh_columns[mesh_index] = list(range(len(keys), len(keys) + len(names)))
-            keys.extend((mesh.name or f"mesh_{mesh_index}", n) for n in names)
-            defaults.extend(weights)
-        linear = world[:3, :3]
-        for primitive in mesh.primitives:
-            if primitive.mode not in (None, _TRIANGLES) or primitive.attributes.POSITION is None:
-                continue
-            local = reader.read(primitive.attributes.POSITION).astype(np.float64)
-            if local.shape[1] != 3:
-                continue
-            if primitive.indices is None:
-                triangles = np.arange(len(local) - len(local) % 3).reshape(-1, 3)
-            else:
-                triangles = reader.read(primitive.indices).reshape(-1)
-                triangles = triangles[:len(triangles) - len(triangles) % 3].reshape(-1, 3)
-            if triangles.size and triangles.max() >= len(local):
-                raise AvatarError(f"{path}: mesh {mesh.name or mesh_index!r} has triangle "
-                                  f"indices past its {len(local)} vertices (damaged file); "
-                                  "export the avatar again")
-            deltas = {}
-            for column, target in zip(mesh_columns[mesh_index], primitive.targets or []):
-                position = _target_position(target)
-                if position is not None:
-                    deltas[column] = reader.read(position).astype(np.float64) @ linear.T
-            parts.append((local @ linear.T + world[:3, 3], triangles.astype(np.int64), deltas))
-    if not parts:
-        raise AvatarError(f"{path} holds no triangle mesh placed in its scene; export the "
-                          "character's mesh as triangles")
-    offsets = np.cumsum([0] + [len(p[0]) for p in parts])
-    vertices = np.concatenate([p[0] for p in parts]).astype(np.float32)
-    triangles = np.concatenate([p[1] + o for p, o in zip(parts, offsets)]).astype(np.int32)
-    all_deltas = np.zeros((len(keys), len(vertices), 3), np.float32)
-    for (_, _, deltas), begin, end in zip(parts, offsets[:-1], offsets[1:]):
-        for column, values in deltas.items():
-            all_deltas[column, begin:end] = values
-    return MorphMesh(vertices=vertices, triangles=triangles, deltas=all_deltas,
-                     target_keys=tuple(keys), default_weights=np.asarray(defaults, np.float32))

@@ -22,7 +22,7 @@ import numpy as np
 import pygltflib
 
 from cpem_jax.export.arkit import ARKIT_NAMES, ArkitMapping, build_arkit_mapping
-from cpem_jax.export.avatar import MorphMesh
+from cpem_jax.export.morph_mesh import MorphMesh
 from cpem_jax.export.gltf import write_glb
 from cpem_jax.export.schema import FrameTrack
 from cpem_jax.face_model.model import FaceModel
