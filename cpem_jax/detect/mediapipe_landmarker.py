@@ -276,6 +276,96 @@ def ibug68_from_dense(dense: np.ndarray) -> np.ndarray:
     return dense[..., IBUG68_FROM_MESH, :]
 
 
+# The canonical face mesh inside the bundle: `geometry_pipeline_metadata_landmarks.binarypb`, a
+# serialised `GeometryPipelineMetadata` protocol buffer (MediaPipe's
+# modules/face_geometry/protos/geometry_pipeline_metadata.proto and mesh_3d.proto): field 1
+# `canonical_mesh` (Mesh3d: 1 vertex_type, 2 primitive_type, 3 vertex_buffer float x, y, z, u, v
+# per vertex, 4 index_buffer uint32 triangles), field 2 the Procrustes landmark basis.
+GEOMETRY_METADATA = "geometry_pipeline_metadata_landmarks.binarypb"
+_VERTEX_FLOATS = 5  # VERTEX_PT: position x, y, z and texture u, v.
+
+
+def _varint(buffer: bytes, at: int) -> Tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(buffer):
+            raise ValueError("truncated varint")
+        byte = buffer[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+
+
+def _proto_fields(buffer: bytes):
+    """Yields (field number, wire type, value) of one protocol-buffer message (wire format)."""
+    at = 0
+    while at < len(buffer):
+        key, at = _varint(buffer, at)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, at = _varint(buffer, at)
+        elif wire == 1:
+            value, at = buffer[at:at + 8], at + 8
+        elif wire == 5:
+            value, at = buffer[at:at + 4], at + 4
+        elif wire == 2:
+            length, at = _varint(buffer, at)
+            value, at = buffer[at:at + length], at + length
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        yield number, wire, value
+
+
+def canonical_face_mesh(task_path: Optional[str] = None,
+                        sha256: Optional[str] = TASK_SHA256) -> Tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's canonical face mesh, as shipped in the bundle's geometry metadata.
+
+    The mean face of the 468-point mesh model, in centimetres (+x the subject's left, +y up, +z
+    toward the viewer: the project's model axes), vertex i being mesh point i.
+
+    Args:
+      task_path: the face_landmarker.task bundle (None: `find_task()`).
+      sha256: expected digest of the bundle (None: any FaceLandmarker bundle).
+    Returns:
+      (vertices [468, 3] float64 cm, triangles [T, 3] int64 vertex ids).
+    Raises:
+      TaskFileError: the bundle is missing, or its metadata is not a 468-vertex triangle mesh.
+    """
+    import struct  # noqa: PLC0415
+
+    path = find_task(task_path, sha256)
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            metadata = bundle.read(GEOMETRY_METADATA)
+        mesh = next(v for n, w, v in _proto_fields(metadata) if n == 1 and w == 2)
+        floats, indices = [], []
+        for number, wire, value in _proto_fields(mesh):
+            if number == 3:
+                floats.extend(struct.unpack("<f", value) if wire == 5
+                              else np.frombuffer(value, "<f4").tolist())
+            elif number == 4:
+                if wire == 0:
+                    indices.append(value)
+                else:  # Packed.
+                    at = 0
+                    while at < len(value):
+                        index, at = _varint(value, at)
+                        indices.append(index)
+    except (KeyError, StopIteration, ValueError, struct.error) as err:
+        raise TaskFileError(f"{path}: no readable canonical face mesh in {GEOMETRY_METADATA} "
+                            f"({err!r}); is it a FaceLandmarker bundle?") from None
+    vertices = np.asarray(floats, np.float64)
+    triangles = np.asarray(indices, np.int64)
+    if vertices.size != N_MESH * _VERTEX_FLOATS or triangles.size % 3 \
+            or triangles.min(initial=0) < 0 or triangles.max(initial=0) >= N_MESH:
+        raise TaskFileError(f"{path}: the canonical mesh has {vertices.size} vertex floats and "
+                            f"{triangles.size} indices, not {N_MESH} x {_VERTEX_FLOATS} floats and "
+                            f"triangles over them.")
+    return vertices.reshape(N_MESH, _VERTEX_FLOATS)[:, :3].copy(), triangles.reshape(-1, 3)
+
+
 def _to_pixels(face, width: int, height: int) -> np.ndarray:
     """One face's NormalizedLandmark list (FaceLandmarker task) -> [P, 2] float64 pixels."""
     xy = np.array([(p.x, p.y) for p in face], np.float64).reshape(-1, 2)
@@ -492,6 +582,11 @@ class MediaPipeLandmarker(FaceLandmarker):
         dense, presence = self.mesh_in_boxes(image, boxes)
         dense[~(presence >= self.box_min_presence)] = np.nan
         return dense
+
+    @staticmethod
+    def landmarks_from_dense(dense: np.ndarray) -> np.ndarray:
+        """The 68 iBUG points [..., 68, 2] of dense points [..., 478, 2] (`ibug68_from_dense`)."""
+        return ibug68_from_dense(dense)
 
     def landmarks_in_boxes(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """The 68 iBUG points [N, 68, 2] float32 of the faces in `boxes [N, 4]` of `image`.

@@ -11,13 +11,20 @@ from cpem_jax.estimation.video_estimate import VideoEstimate
 METHODS = ("fit", "net")
 
 
-def default_landmarker():
-    """The front end: face detector + 68 landmarks (dlib, offline)."""
-    from cpem_jax.detect.dlib_landmarker import DlibLandmarker
+def default_landmarker(name: str = "auto"):
+    """The front end by name (`cpem_jax.detect.backends.make_landmarker`): "auto" is MediaPipe's
+    478-point face mesh where mediapipe and its model bundle are available, else dlib's 68 points;
+    one log line says which runs. "mediapipe" or "dlib" insist on that one.
+
+    Raises:
+      ValueError: an unknown name.
+      RuntimeError: the named backend cannot run (the message says how to install it).
+    """
+    from cpem_jax.detect.backends import make_landmarker
     try:
-        return DlibLandmarker()
-    except ImportError as error:  # Optional dependency: the message says how to install it.
-        raise RuntimeError(str(error)) from error
+        return make_landmarker(name)
+    except (ImportError, OSError) as error:  # Optional dependency: the message says the fix.
+        raise RuntimeError(str(error).splitlines()[0] if str(error) else repr(error)) from error
 
 
 def make_estimator(method: str = "fit", fit_config=None, face_model: Optional[str] = None,
@@ -30,7 +37,8 @@ def make_estimator(method: str = "fit", fit_config=None, face_model: Optional[st
         restored from `checkpoint`, a training workdir).
       face_model: face model spec (see cpem_jax.face_model.load_face_model); for "net" the
         checkpoint's model is used unless this names another.
-      landmarker: the front end (default `default_landmarker()`).
+      landmarker: the front end: a FaceLandmarker, or its name for `default_landmarker`
+        ("auto", "mediapipe", "dlib"); None is "auto".
     Raises:
       ValueError: unknown method or missing checkpoint.
     """
@@ -39,7 +47,8 @@ def make_estimator(method: str = "fit", fit_config=None, face_model: Optional[st
     if method == "net" and not checkpoint:
         raise ValueError("--method net needs --checkpoint DIR (a training workdir); "
                          "use --method fit while no trained weights exist")
-    landmarker = landmarker or default_landmarker()
+    if landmarker is None or isinstance(landmarker, str):
+        landmarker = default_landmarker(landmarker or "auto")
     if method == "net":
         from cpem_jax.estimation.network import NetEstimator, NetPredictor
         return NetEstimator(NetPredictor.from_workdir(checkpoint, face_model), landmarker)
