@@ -7,14 +7,12 @@ import os
 import sys
 from typing import List, Optional
 
-from cpem_jax.cli import (calibrate_cmd, evaluate_cmd, fit_cmd, model_cmd, prepare_cmd,
-                          retarget_cmd, synth_cmd)
+from cpem_jax.cli import evaluate_cmd, fit_cmd, model_cmd, retarget_cmd, synth_cmd
 from cpem_jax.cli.errors import UserError
 from cpem_jax.cli.options import EXIT_INTERRUPTED
 
 # Sub-command modules: each has register(subparsers) and sets `func` on its parsers.
-COMMANDS = (model_cmd, fit_cmd, retarget_cmd, calibrate_cmd, prepare_cmd, synth_cmd,
-            evaluate_cmd)
+COMMANDS = (model_cmd, fit_cmd, retarget_cmd, synth_cmd, evaluate_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
