@@ -17,8 +17,7 @@ report and anything that failed.
 
 The walk of one video: `estimate_video` (cpem_jax.estimation: read, detect, crop, estimate, one
 pass over the frames) returns a `VideoEstimate`; every writer of `cpem_jax.export` and the
-preview consume it. A live run (`--live`, `--realtime`, `--webcam N`) goes frame by frame through
-`cpem_jax.retarget.live` instead, with the same output-folder and avatar checks.
+preview consume it.
 
 Bad input is refused before any work where it can be: the output folder (`check_output_folder`:
 not a file, not below a file, writable), the options, and the avatar (`avatar.check_avatar`:
@@ -307,8 +306,7 @@ class RunState:
                 f"(listed in {SUMMARY})")
 
 
-def avatar_report_dict(report: RetargetReport) -> Dict[str, Any]:
-    """The summary's `avatar` object (also written by the live run, `retarget.live`)."""
+def _report_dict(report: RetargetReport) -> Dict[str, Any]:
     return {"matched": len(report.matched), "meshes": list(report.meshes),
             "matched_targets": [f"{m.mesh}/{m.target} <- {m.kind} {m.source}"
                                 for m in report.matched],
@@ -355,10 +353,9 @@ def fit_quality(estimate: VideoEstimate) -> Dict[str, Optional[float]]:
             "expression_jitter": None if np.isnan(jitter) else jitter}
 
 
-def check_avatar_first(options: RetargetOptions, wanted: set, unit_names: Sequence[str],
-                       failures: Dict[str, str]) -> Optional[Mapping[str, str]]:
-    """The avatar checks that need no track, before any work (module doc; the live run,
-    `retarget.live`, makes them too). Returns the
+def _check_avatar_first(options: RetargetOptions, wanted: set, unit_names: Sequence[str],
+                        failures: Dict[str, str]) -> Optional[Mapping[str, str]]:
+    """The avatar checks that need no track, before any work (module doc). Returns the
     `--avatar-map` table. An unusable avatar is recorded in `failures` and dropped from
     `wanted`; when it was the only output asked for, its AvatarError is raised instead."""
     if not options.avatar:
@@ -406,7 +403,7 @@ def run_retarget(options: RetargetOptions, estimator=None,
         estimator = make_estimator(options.method, options.fit_config, options.face_model,
                                    options.checkpoint, landmarker=state.landmarker)
     model = estimator.model
-    target_map = check_avatar_first(options, wanted, model.expression_names, failures)
+    target_map = _check_avatar_first(options, wanted, model.expression_names, failures)
     avatar_usable = "avatar" not in failures
 
     files = OutputFiles(options.output)
@@ -466,7 +463,7 @@ def run_retarget(options: RetargetOptions, estimator=None,
                                          head_node=options.head_node, target_map=target_map)
             write("avatar", [out], animate)
             if report is not None:
-                extra["avatar"] = avatar_report_dict(report)
+                extra["avatar"] = _report_dict(report)
                 for line in report.summary().splitlines():
                     logging.info("avatar: %s", line)
         except AvatarError as error:
