@@ -5,6 +5,11 @@ import argparse
 import logging
 import os
 import sys
+import warnings
+
+# JAX warns on any fork; the front end's and the video writer's subprocesses fork and exec at
+# once, which is safe, so that warning would only alarm the user.
+warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
 from typing import List, Optional
 
 from cpem_jax.cli import evaluate_cmd, fit_cmd, model_cmd, retarget_cmd, synth_cmd
