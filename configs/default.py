@@ -35,6 +35,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.frames = 4
     c.data.workers = 4
     c.data.augment = True
+    c.data.clip_weighting = "clip"  # Or "window": a video weighs by its length (data.pipeline).
+    # Distillation toward the teacher fits that `cpem-jax prepare` writes (teacher/P/V.npz):
+    # off in the paper's setting.
+    c.data.teacher = False
+    c.data.exclude_people = ""  # Comma-separated person ids left out (e.g. a held-out person).
 
     c.optim = ml_collections.ConfigDict()
     c.optim.learning_rate = 1e-4
@@ -48,6 +53,12 @@ def get_config() -> ml_collections.ConfigDict:
     # L_per on the first k frames of each clip (random frames: the same expectation for k/T of
     # the recognition network's cost); 0 = every frame, as in the paper.
     c.loss.perceptual_frames = 0
+    # Distillation (with data.teacher): weights of `cpem_jax.losses.distillation`'s terms, full
+    # until distill_fade_start of total_steps, then linear down to distill_final_fraction.
+    c.loss.distill_exp = 0.0
+    c.loss.distill_pose = 0.0
+    c.loss.distill_fade_start = 1.0
+    c.loss.distill_final_fraction = 1.0
 
     c.total_steps = 300_000
     c.log_every = 50

@@ -311,8 +311,8 @@ def test_flags_are_never_abbreviated(tmp_path, capsys):
     assert stop.value.code == 2
     assert "-o/--output" in capsys.readouterr().err  # --out did not pass for --output
     with pytest.raises(SystemExit) as stop:
-        main(["retarget", video, "-o", str(tmp_path / "out"), "--live", "zero"])
+        main(["retarget", video, "-o", str(tmp_path / "out"), "--livelink", "zero"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert "unrecognized arguments: --live zero" in err and "--livelink-eyes" in err
+    assert "unrecognized arguments: --livelink zero" in err and "--livelink-eyes" in err
     assert not (tmp_path / "out").exists()

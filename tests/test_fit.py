@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from cpem_jax.fit.fitter import FitConfig, SequenceFitter
+from cpem_jax.fit.objective import FitWeights
+from cpem_jax.losses.objective import FITTING_WEIGHTS
 from cpem_jax.fit.skin_mask import skin_mask_from_landmarks
 from cpem_jax.geometry.shading import ambient_lighting
 
@@ -78,17 +80,25 @@ def test_fitter_rejects_bad_landmarks(fake_model):
 
 
 def test_landmark_only_fit_tracks_the_fake_model(fake_model):
-    """On the fabricated model (random expression deltas) landmarks alone pin the expression."""
+    """On the fabricated model (random expression deltas) landmarks alone pin the expression.
+
+    Its random deltas move every landmark, so PnP of the mean face reads part of an expression
+    as a turn, and on this model a turn and unit 0 nearly trade off; the frames start at their
+    true pose (zero) instead."""
     from cpem_jax.geometry.pipeline import project_landmarks
+    # The sparsity prior is a mean over the K units: on this 2-unit model the default (set for
+    # ICT's 53) would weigh each unit 26x more; scaled back to ICT's per-unit strength.
     config = FitConfig(size=64, photo_size=32, keyframes=2, chunk=2, photometric=False,
-                       identity_landmark_iters=300, track_landmark_iters=150)
+                       identity_landmark_iters=300, track_landmark_iters=150,
+                       weights=FitWeights(sp=FITTING_WEIGHTS["sp"] * 2 / 53))
     n = 4
     expression = np.zeros((n, fake_model.n_expression), np.float32)
     expression[:, 0] = [0.2, 0.6, 0.9, 0.4]
     coeffs = fake_model.layout().zeros((n,)).replace(expression=jnp.asarray(expression))
     landmarks = np.asarray(project_landmarks(fake_model, coeffs, config.camera()))
     fitter = SequenceFitter(fake_model, config, render_fn=lambda *a, **k: None)
-    fit = fitter.fit(np.zeros((n, 64, 64, 3), np.uint8), landmarks, progress=False)
+    fit = fitter.fit(np.zeros((n, 64, 64, 3), np.uint8), landmarks, progress=False,
+                     poses=(np.zeros((n, 3)), np.zeros((n, 3))))
     assert np.abs(fit.landmarks_fitted - landmarks).mean() < 0.2
     np.testing.assert_allclose(fit.frames.expression[:, 0], expression[:, 0], atol=0.1)
 

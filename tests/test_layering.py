@@ -23,7 +23,7 @@ LAYERS = (
     ("data", "synthetic", "train", "fit"),
     ("detect", "estimation"),
     ("export",),
-    ("retarget", "evaluation"),
+    ("retarget", "evaluation", "prepare"),
     ("cli", "main", "evaluate"),
 )
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}

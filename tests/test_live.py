@@ -64,3 +64,17 @@ def test_close_stops_the_reader_early():
     start = time.monotonic()
     live.close()
     assert first[0].index == 0 and time.monotonic() - start < 1.0
+
+
+def test_stop_from_another_thread_ends_the_iteration_at_once():
+    import threading
+    live = LiveFrames(Synthetic(1000, fps=5.0), realtime=True)  # A frame every 0.2 s.
+    seen = []
+    timer = threading.Timer(0.3, live.stop)
+    start = time.monotonic()
+    timer.start()
+    with live:
+        for frame, _ in live:
+            seen.append(frame.index)
+    assert time.monotonic() - start < 0.6  # Not waiting for the next frame, nor the rest.
+    assert seen and seen == list(range(len(seen))) and len(seen) <= 3

@@ -37,8 +37,9 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from cpem_jax.export import SmoothingConfig
-    from cpem_jax.retarget.pipeline import (RetargetOptions, RunState, check_output_folder,
-                                            run_retarget)
+    from cpem_jax.retarget.output_files import check_output_folder
+    from cpem_jax.retarget.pipeline import RetargetOptions, run_retarget
+    from cpem_jax.retarget.run_state import RunState
 
     if not os.path.exists(args.input):
         raise FileNotFoundError(f"input {args.input!r} does not exist; give a video, a folder of "

@@ -12,12 +12,14 @@ import warnings
 warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
 from typing import List, Optional
 
-from cpem_jax.cli import evaluate_cmd, fit_cmd, model_cmd, retarget_cmd, synth_cmd
+from cpem_jax.cli import (calibrate_cmd, evaluate_cmd, fit_cmd, model_cmd, prepare_cmd,
+                          retarget_cmd, synth_cmd)
 from cpem_jax.cli.errors import UserError
 from cpem_jax.cli.options import EXIT_INTERRUPTED
 
 # Sub-command modules: each has register(subparsers) and sets `func` on its parsers.
-COMMANDS = (model_cmd, fit_cmd, retarget_cmd, synth_cmd, evaluate_cmd)
+COMMANDS = (model_cmd, fit_cmd, retarget_cmd, calibrate_cmd, prepare_cmd, synth_cmd,
+            evaluate_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +53,7 @@ def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.Argume
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parses the command line; an unknown flag is an error that names the flags it may have
-    meant (those it is a prefix of: --live -> --livelink-eyes, --livelink-fps)."""
+    meant (those it is a prefix of: --livelink -> --livelink-eyes, --livelink-fps)."""
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     if extras:

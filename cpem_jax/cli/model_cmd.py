@@ -42,6 +42,14 @@ def register(subparsers) -> None:
                        help="folder or .zip path (default: current folder)")
     fetch.set_defaults(func=_fetch)
 
+    export = sub.add_parser("export-net", help="write a training run's network as one weights "
+                            "file (float16 msgpack + .json) for --method net --checkpoint FILE")
+    export.add_argument("workdir", help="training workdir (config.json + checkpoints/)")
+    export.add_argument("-o", "--output", required=True, help="output .msgpack")
+    export.add_argument("--note", default="", help="provenance kept in the .json (e.g. the "
+                        "command and commit that trained it)")
+    export.set_defaults(func=_export_net)
+
 
 def _describe(model) -> str:
     return (f"{model.name}: {model.n_vertices} vertices, {model.n_triangles} triangles, "
@@ -88,6 +96,19 @@ def _preview(args: argparse.Namespace) -> int:
     if not cv2.imwrite(args.output, sheet[..., ::-1]):
         raise OSError(f"could not write {args.output!r}")
     print(f"wrote {args.output} ({sheet.shape[1]}x{sheet.shape[0]})")
+    return 0
+
+
+def _export_net(args: argparse.Namespace) -> int:
+    from cpem_jax.estimation.net_weights import export_weights
+    if not args.output.endswith(".msgpack"):
+        raise ValueError(f"--output {args.output!r} must end in .msgpack (its .json goes beside "
+                         f"it)")
+    meta = export_weights(args.workdir, args.output,
+                          provenance={"workdir": os.path.abspath(args.workdir),
+                                      "note": args.note})
+    print(f"wrote {args.output} ({meta['bytes'] / 1e6:.1f} MB, {meta['parameters']} parameters, "
+          f"step {meta['step']})")
     return 0
 
 

@@ -12,6 +12,8 @@ import warnings
 
 # Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
+# How long Ctrl-C lets a run that can stop by itself (a live run) do so before ending it.
+STOP_GRACE_S = 1.0
 
 
 def add_fit_options(parser) -> None:
@@ -25,6 +27,23 @@ def add_fit_options(parser) -> None:
 
 
 LANDMARKERS = ("auto", "mediapipe", "dlib")
+
+
+def add_compile_cache_option(parser) -> None:
+    """`--no-compile-cache`: the persistent JAX compilation cache is on by default."""
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not keep compiled programs on disk (by default they are kept "
+                        "under $CPEM_CACHE/jax, or $CPEM_COMPILE_CACHE, so later runs start "
+                        "without compiling)")
+
+
+def enable_compile_cache(args) -> None:
+    """Turns the persistent compilation cache on unless `--no-compile-cache` was given."""
+    if getattr(args, "no_compile_cache", False):
+        return
+    from cpem_jax import compilation_cache
+    folder = compilation_cache.enable()
+    logging.debug("JAX compilation cache: %s", folder or "unavailable (folder not writable)")
 
 
 def add_landmarker_option(parser) -> None:
@@ -92,9 +111,12 @@ def stop_on_interrupt(state, progress: bool = True):
     callback it is swallowed and the run goes on. Here SIGINT raises nothing: its C-level handler
     writes to a wake-up socket (`signal.set_wakeup_fd`) that a watcher thread reads at once. The
     watcher stops the encoder processes the run started (ffmpeg), lets `state`
-    (`cpem_jax.retarget.pipeline.RunState`) remove unfinished files and list the complete ones,
+    (`cpem_jax.retarget.run_state.RunState`) remove unfinished files and list the complete ones,
     prints "cpem-jax: interrupted after N frames (...); ..." and ends the process with
-    `EXIT_INTERRUPTED`.
+    `EXIT_INTERRUPTED`. A state with `request_stop()` and a `stopped` event (a live run,
+    `cpem_jax.retarget.run_state.LiveRunState`) is first asked to stop: when it says within
+    `STOP_GRACE_S` that it is stopping, the run finishes its files and returns by itself (a
+    second Ctrl-C then ends it at once as above).
 
     Args:
       state: a RunState, updated by the run.
@@ -108,6 +130,7 @@ def stop_on_interrupt(state, progress: bool = True):
     stopping = threading.Event()
 
     def watch() -> None:
+        asked = False
         while True:
             try:
                 data = reader.recv(1)
@@ -115,8 +138,15 @@ def stop_on_interrupt(state, progress: bool = True):
                 return
             if not data:
                 return  # The run ended and closed the socket.
-            if data[0] == signal.SIGINT:
-                break
+            if data[0] != signal.SIGINT:
+                continue
+            request = getattr(state, "request_stop", None)
+            if request is not None and not asked:
+                asked = True
+                request()  # A live run stops after its frame in hand and finishes itself...
+                if state.stopped.wait(STOP_GRACE_S):
+                    continue  # ...and a second Ctrl-C ends it at once.
+            break
         stopping.set()
         for pid in _child_processes():
             with contextlib.suppress(OSError):

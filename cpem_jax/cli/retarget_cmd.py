@@ -1,7 +1,8 @@
 """`cpem-jax retarget`: a video, images or a webcam -> ARKit CSV/JSON, Live Link CSV, glTF, avatar.
 
-The work is in `cpem_jax.retarget.pipeline`; this module turns the command line into
-`RetargetOptions`, records a webcam first when asked, and prints what was written.
+The work is in `cpem_jax.retarget.pipeline` (offline: the whole input, then every output) and
+`cpem_jax.retarget.live` (`--live`, the default for `--webcam`: frame by frame as they arrive);
+this module turns the command line into their options and prints what was written.
 """
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ import logging
 import os
 import sys
 
-from cpem_jax.cli.options import (add_fit_options, fit_config_from_args, stop_on_interrupt,
+from cpem_jax.cli.options import (EXIT_INTERRUPTED, add_compile_cache_option, add_fit_options,
+                                  enable_compile_cache, fit_config_from_args, stop_on_interrupt,
                                   warnings_as_log_lines)
 from cpem_jax.export.face_glb import GLB_NAMES
 from cpem_jax.export.livelink import APP_FPS
 from cpem_jax.export.smoothing import OneEuroParams, SmoothingConfig
+from cpem_jax.export.vmc import DEFAULT_PORT, NAME_STYLES
+
+DEFAULT_CALIBRATION_FRAMES = 40
+DEFAULT_LIVE_ITERATIONS = 30
 
 EXIT_STATUS_HELP = ("exit status: 0 every requested output written; 1 some output failed (e.g. "
                     "an avatar none of whose morph targets we drive), the others written; 2 "
@@ -47,9 +53,9 @@ def register(subparsers) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("input", nargs="?", help="video file, folder of images, or one image")
     source.add_argument("--webcam", type=int, metavar="N",
-                        help="record camera N (until --max-frames or Ctrl-C) to "
-                        "OUTPUT/webcam_capture.mp4, then process that file: the fit needs the "
-                        "whole sequence, so a camera is not processed live")
+                        help="camera N, processed live (see --live) until --max-frames, Ctrl-C "
+                        "or the preview window is closed; with --offline, recorded to "
+                        "OUTPUT/webcam_capture.mp4 first and then fitted as a file")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--method", choices=("fit", "net"), default="fit",
                    help="fit: per-video fitting (no trained weights needed); net: the trained "
@@ -94,6 +100,31 @@ def register(subparsers) -> None:
                                help=f"{name}: cutoff rise per {unit}/s of speed (higher = "
                                "less lag in fast motion)")
     add_fit_options(p.add_argument_group("per-video fitting (--method fit)"))
+    live = p.add_argument_group(
+        "live (each frame estimated as it arrives, outputs appended as they go; the default "
+        "for --webcam)")
+    live.add_argument("--live", action="store_true",
+                      help="process the input frame by frame: an identity calibrated on the "
+                      "first frames (or --identity), then a landmark fit per frame; writes "
+                      "blendshapes.csv/.jsonl and livelink.csv row by row, then "
+                      "blendshapes.json, face.glb and the avatar at the end")
+    live.add_argument("--realtime", action="store_true",
+                      help="replay the video file at its real rate (implies --live): frames "
+                      "the estimator has no time for are dropped, as with a camera")
+    live.add_argument("--offline", action="store_true",
+                      help="with --webcam: record first, then fit the recording as a file")
+    live.add_argument("--identity", metavar="PROFILE",
+                      help="identity profile from `cpem-jax calibrate` (no live calibration)")
+    live.add_argument("--calibration-frames", type=int, default=DEFAULT_CALIBRATION_FRAMES,
+                      help="frames with a face collected for the live identity calibration "
+                      "(until it is done, frames are fitted with the mean face)")
+    live.add_argument("--vmc", metavar="HOST:PORT",
+                      help=f"stream every frame to a VMC receiver (VSeeFace, VNyan, Warudo, "
+                      f"...) over OSC/UDP; port {DEFAULT_PORT} when left out")
+    live.add_argument("--vmc-names", choices=NAME_STYLES, default="perfectsync",
+                      help="blendshape names sent: perfectsync (EyeBlinkLeft) or arkit "
+                      "(eyeBlinkLeft)")
+    add_compile_cache_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -136,14 +167,70 @@ def options_from_args(args: argparse.Namespace, source: str):
         preview_size=args.preview_size, progress=not args.quiet)
 
 
+def is_live(args: argparse.Namespace) -> bool:
+    """Whether the command line asks for a live run (checking the live flags' combinations;
+    a bad one raises ValueError with one line)."""
+    webcam = args.webcam is not None
+    if args.offline and not webcam:
+        raise ValueError("--offline goes with --webcam (a file is processed offline unless "
+                         "--live or --realtime is given)")
+    if args.offline and (args.live or args.realtime):
+        raise ValueError("--offline and --live/--realtime exclude each other")
+    if args.realtime and webcam:
+        raise ValueError("--realtime replays a video file at its rate; a camera is live already")
+    live = args.live or args.realtime or (webcam and not args.offline)
+    if live and args.method != "fit":
+        raise ValueError("a live run fits the face model per frame; --method net is offline "
+                         "only (drop --live/--realtime, or --offline for a webcam)")
+    if not live:
+        named = [flag for flag, on in (("--identity", args.identity), ("--vmc", args.vmc),
+                                       ("--calibration-frames", args.calibration_frames
+                                        != DEFAULT_CALIBRATION_FRAMES)) if on]
+        if named:
+            raise ValueError(f"{', '.join(named)} belong to live runs; add --live (or "
+                             "--realtime, or use --webcam)")
+    if args.calibration_frames < 1:
+        raise ValueError(f"--calibration-frames must be >= 1, got {args.calibration_frames}")
+    return live
+
+
+def live_options_from_args(args: argparse.Namespace):
+    """LiveOptions from the parsed command line."""
+    from cpem_jax.estimation.streaming import StreamConfig
+    from cpem_jax.export.vmc import parse_address
+    from cpem_jax.retarget.live import LiveOptions
+    if args.iterations_scale <= 0:
+        raise ValueError(f"--iterations-scale must be positive, got {args.iterations_scale}")
+    if args.identity and not os.path.isfile(args.identity):
+        raise FileNotFoundError(f"identity profile {args.identity!r} does not exist; make one "
+                                f"with `cpem-jax calibrate VIDEO -o {args.identity}`")
+    iterations = max(1, int(round(DEFAULT_LIVE_ITERATIONS * args.iterations_scale)))
+    return LiveOptions(
+        webcam=args.webcam, realtime=args.realtime,
+        vmc=parse_address(args.vmc) if args.vmc else None, vmc_names=args.vmc_names,
+        identity=args.identity, window=False if args.no_preview else None,
+        stream=StreamConfig(size=args.size, iterations=iterations,
+                            calibration_frames=args.calibration_frames))
+
+
 def run(args: argparse.Namespace) -> int:
-    from cpem_jax.retarget.pipeline import RunState, check_output_folder, run_retarget
+    from cpem_jax.retarget.output_files import check_output_folder
+    from cpem_jax.retarget.pipeline import run_retarget
+    from cpem_jax.retarget.run_state import RunState
     source = args.input
     if source is not None and not os.path.exists(source):
         raise FileNotFoundError(f"input {source!r} does not exist; give a video, a folder of "
                                 "images, an image, or --webcam N")
+    live = is_live(args)
     options = options_from_args(args, source or "")
+    if live:
+        from cpem_jax.retarget.live import live_outputs
+        options.outputs = live_outputs(options.outputs, explicit=args.outputs != "all")
+        live_options = live_options_from_args(args)
     check_output_folder(args.output)
+    enable_compile_cache(args)
+    if live:
+        return run_live_command(args, options, live_options)
     with warnings_as_log_lines():
         if args.webcam is not None:
             from cpem_jax.retarget.webcam import capture_webcam
@@ -152,15 +239,7 @@ def run(args: argparse.Namespace) -> int:
         state = RunState()
         with stop_on_interrupt(state, progress=not args.quiet):
             status, summary = run_retarget(options, state=state)
-    for name, files in summary["outputs"].items():
-        for file, size in files.items():
-            print(f"wrote {os.path.join(args.output, file)} ({size / 1024:.1f} KiB)")
-    if "avatar" in summary:
-        avatar = summary["avatar"]
-        print(f"avatar: {avatar['matched']} targets driven; lacks {len(avatar['missing_units'])} "
-              f"of our units ({', '.join(avatar['missing_units']) or 'none'}); "
-              f"{len(avatar['unused_targets'])} targets unused "
-              f"({', '.join(avatar['unused_targets']) or 'none'})")
+    print_written(args.output, summary)
     phases = summary["phases"]
     preview_fps = phases["preview"]["frames_per_second"]
     print(f"{summary['frames']} frames, {summary['frames_with_face']} with a face; "
@@ -168,7 +247,48 @@ def run(args: argparse.Namespace) -> int:
           f"{phases['estimate']['frames_per_second']} fps, preview "
           f"{'skipped' if preview_fps is None else f'{preview_fps} fps'}; summary in "
           f"{os.path.join(args.output, 'summary.json')}")
-    for name, message in summary["failures"].items():
-        print(f"cpem-jax: {name} not written: {message}", file=sys.stderr)
+    print_failures(summary)
     logging.debug("%s", json.dumps(summary))
     return status
+
+
+def run_live_command(args: argparse.Namespace, options, live_options) -> int:
+    """`retarget --live` / `--realtime` / `--webcam N`: runs `retarget.live.run_live` and prints
+    what it wrote and how fast it went."""
+    from cpem_jax.retarget.live import run_live
+    from cpem_jax.retarget.run_state import LiveRunState, interrupted_line
+    state = LiveRunState()
+    with warnings_as_log_lines(), stop_on_interrupt(state, progress=False):
+        status, summary = run_live(options, live_options, state=state)
+    print_written(args.output, summary)
+    stats = summary["live"]
+    print(f"live: {stats['frames_processed']} frames ({summary['frames_with_face']} with a face) "
+          f"at {stats['frames_per_second']} frames/s from a {stats['source_fps']} fps source, "
+          f"{stats['dropped_frames']} dropped; latency median {stats['latency_ms_median']} ms, "
+          f"p95 {stats['latency_ms_p95']} ms; CPU {stats['cpu_ms_per_frame']} ms/frame; first "
+          f"output after {stats['first_output_s']} s; summary in "
+          f"{os.path.join(args.output, 'summary.json')}")
+    print_failures(summary)
+    logging.debug("%s", json.dumps(summary))
+    if status == EXIT_INTERRUPTED:
+        print(f"cpem-jax: {interrupted_line(stats['frames_processed'], 'live', summary['outputs'])}",
+              file=sys.stderr)
+    return status
+
+
+def print_written(folder: str, summary) -> None:
+    for name, files in summary["outputs"].items():
+        for file, size in files.items():
+            print(f"wrote {os.path.join(folder, file)} ({size / 1024:.1f} KiB)")
+    if "avatar" in summary:
+        avatar = summary["avatar"]
+        print(f"avatar: {avatar['matched']} targets driven; lacks {len(avatar['missing_units'])} "
+              f"of our units ({', '.join(avatar['missing_units']) or 'none'}); "
+              f"{len(avatar['unused_targets'])} targets unused "
+              f"({', '.join(avatar['unused_targets']) or 'none'})")
+
+
+def print_failures(summary) -> None:
+    for name, message in summary["failures"].items():
+        what = "" if name in ("face", "vmc") else f"{name} not written: "
+        print(f"cpem-jax: {what}{message}", file=sys.stderr)

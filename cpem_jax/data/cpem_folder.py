@@ -7,6 +7,9 @@ Layout of one *source* (e.g. `voxceleb2/`, `300w_lp/`)::
     <source>/landmarks/<person>/<video>/<frame>.txt     68 lines "x y" (3D face-alignment network)
     <source>/landmarks2d/<person>/<video>/<frame>.txt   68 lines "x y" (dlib)
     <source>/front_face_flag.csv    columns person_id,video_id,frame_name,front_face_flag (0/1)
+    <source>/front_face_flag/**/*.csv   optional further flag files, same columns (e.g. one per
+                                        video, as `cpem-jax prepare` writes them); their rows
+                                        join those of front_face_flag.csv
 
 A *clip* is every frame of one (source, person, video); 300W-LP stores each subject's synthesised
 poses as one video (`001`). `build_index` accepts a source folder or a folder of sources.
@@ -48,6 +51,7 @@ MASK_DIR = "face_mask"
 LANDMARKS_DIR = "landmarks"
 LANDMARKS2D_DIR = "landmarks2d"
 FLAG_CSV = "front_face_flag.csv"
+FLAG_DIR = "front_face_flag"  # Optional folder of further flag files (any depth, *.csv).
 CSV_COLUMNS = ("person_id", "video_id", "frame_name", "front_face_flag")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LANDMARK_EXTENSION = ".txt"
@@ -200,13 +204,32 @@ def _find_image(folder: str, stem: str) -> Optional[str]:
     return None
 
 
+def _flag_files(source_dir: str) -> List[str]:
+    """front_face_flag.csv (when present), then every .csv under front_face_flag/, sorted."""
+    files = [os.path.join(source_dir, FLAG_CSV)] if os.path.isfile(
+        os.path.join(source_dir, FLAG_CSV)) else []
+    for folder, dirs, names in os.walk(os.path.join(source_dir, FLAG_DIR)):
+        dirs.sort()
+        files.extend(os.path.join(folder, n) for n in sorted(names) if n.endswith(".csv"))
+    return files
+
+
 def _read_flags(source_dir: str, skip) -> Optional[Dict[Tuple[str, str, str], bool]]:
-    """front_face_flag.csv -> {(person, video, frame): flag}; None when the file is missing."""
-    path = os.path.join(source_dir, FLAG_CSV)
-    if not os.path.isfile(path):
-        skip(path, f"missing {FLAG_CSV}; every frame of this source is skipped")
+    """The flag files (`_flag_files`) -> {(person, video, frame): flag}; None when there is
+    none."""
+    paths = _flag_files(source_dir)
+    if not paths:
+        skip(os.path.join(source_dir, FLAG_CSV), f"missing {FLAG_CSV} (and no {FLAG_DIR}/*.csv); "
+                                                 f"every frame of this source is skipped")
         return None
     flags: Dict[Tuple[str, str, str], bool] = {}
+    for path in paths:
+        _read_flag_file(path, flags, skip)
+    return flags
+
+
+def _read_flag_file(path: str, flags: Dict[Tuple[str, str, str], bool], skip) -> None:
+    """Adds the rows of one flag file to `flags`; a row already there is skipped as a duplicate."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or ())]
@@ -222,7 +245,6 @@ def _read_flags(source_dir: str, skip) -> Optional[Dict[Tuple[str, str, str], bo
                 skip(f"{path}:{line_no}", f"duplicate row for {'/'.join(key)}")
             else:
                 flags[key] = value == "1"
-    return flags
 
 
 def _find_sources(root: str) -> List[str]:
@@ -265,7 +287,8 @@ def _index_source(source_dir: str, check_images: str, skip) -> List[Frame]:
                 if frame is not None:
                     frames.append(frame)
     for key in sorted(set(flags) - seen):
-        skip(os.path.join(image_root, *key), f"listed in {FLAG_CSV} but no image in {IMAGE_DIR}/")
+        skip(os.path.join(image_root, *key),
+             f"listed in {FLAG_CSV} (or {FLAG_DIR}/) but no image in {IMAGE_DIR}/")
     return frames
 
 
@@ -273,7 +296,7 @@ def _check_frame(source_dir, source, person, video, stem, image_path, flags, che
                  skip) -> Optional[Frame]:
     rel = os.path.join(person, video)
     if (person, video, stem) not in flags:
-        skip(image_path, f"no row in {FLAG_CSV}")
+        skip(image_path, f"no row in {FLAG_CSV} or {FLAG_DIR}/*.csv")
         return None
     mask_path = _find_image(os.path.join(source_dir, MASK_DIR, rel), stem)
     if mask_path is None:

@@ -15,6 +15,11 @@ Each batch is a dict of numpy arrays:
   frame_id    [B, T]          int32, index into `index.frames`
   flipped     [B]             bool, the clip was mirrored by augmentation (landmarks relabelled)
 
+With teacher targets (`teachers`, from `cpem_jax.data.teacher.load_teachers`) the batch also has
+  teacher_expression  [B, T, K] float32, the fit's expression weights (mirrored with the clip)
+  teacher_rotation    [B, T, 3] float32 radians; teacher_translation [B, T, 3] float32 cm
+  teacher_valid       [B, T]    float32, 1 where the frame has a teacher row, else 0
+
 All T frames of a sample come from one clip (same person and video). Order: clips are shuffled
 with `seed` (a new permutation every epoch) and augmentation draws from grain's per-element
 generator derived from `seed`, so batch k is the same for a given seed whatever `worker_count`.
@@ -35,6 +40,7 @@ import numpy as np
 
 from cpem_jax.data import augment as augment_lib
 from cpem_jax.data import ibug68, sampling
+from cpem_jax.data import teacher as teacher_lib
 from cpem_jax.data.cpem_folder import Clip, CpemIndex, Frame, FrameReadError, load_frame
 
 logger = logging.getLogger(__name__)
@@ -49,6 +55,10 @@ class PipelineConfig:
     frame_sampling: str = "random"       # sampling.FRAME_SAMPLING_MODES
     short_clips: str = "skip"            # sampling.SHORT_CLIP_MODES
     landmark_combine: str = "paper"      # ibug68.COMBINE_MODES
+    clip_weighting: str = "clip"         # CLIP_WEIGHTING: "clip" = each clip once per epoch
+                                         # (the paper's VoxCeleb2 clips are short); "window" =
+                                         # once per T-frame window it holds, so a long video
+                                         # weighs by its length
     mask_threshold: Optional[float] = 0.5
     seed: int = 0
     shuffle: bool = True
@@ -74,17 +84,27 @@ class PipelineConfig:
         if self.landmark_combine not in ibug68.COMBINE_MODES:
             raise ValueError(f"landmark_combine={self.landmark_combine!r}; use one of "
                              f"{ibug68.COMBINE_MODES}")
+        if self.clip_weighting not in CLIP_WEIGHTING:
+            raise ValueError(f"clip_weighting={self.clip_weighting!r}; use one of "
+                             f"{CLIP_WEIGHTING}")
         if self.mask_threshold is not None and not 0.0 <= self.mask_threshold <= 1.0:
             raise ValueError(f"mask_threshold must be in [0, 1] or None, got {self.mask_threshold}")
+
+
+CLIP_WEIGHTING = ("clip", "window")
 
 
 class ClipLoader(grain.transforms.RandomMap):
     """clip_id -> one sample of T frames (unbatched arrays of the batch dict, without B)."""
 
-    def __init__(self, frames: List[Frame], clips: List[Clip], config: PipelineConfig):
+    def __init__(self, frames: List[Frame], clips: List[Clip], config: PipelineConfig,
+                 teachers: Optional[Dict[int, "teacher_lib.ClipTeacher"]] = None,
+                 mirror: Optional[np.ndarray] = None):
         self._frames = frames
         self._clips = {c.clip_id: c for c in clips}
         self._config = config
+        self._teachers = teachers
+        self._mirror = mirror       # [K] unit permutation of a flipped clip
         self._failed: set = set()   # frame ids that failed to load in this process
 
     def random_map(self, clip_id, rng: np.random.Generator) -> Dict[str, np.ndarray]:
@@ -106,7 +126,7 @@ class ClipLoader(grain.transforms.RandomMap):
         image = augment_lib.apply_color(image, aug)
         if cfg.mask_threshold is not None:
             mask = mask >= cfg.mask_threshold
-        return {
+        sample = {
             "image": image.astype(np.float32),
             "skin_mask": mask.astype(np.float32),
             "landmarks": lm.astype(np.float32),
@@ -116,6 +136,27 @@ class ClipLoader(grain.transforms.RandomMap):
             "frame_id": frame_ids.astype(np.int32),
             "flipped": np.bool_(aug.flip),
         }
+        if self._teachers is not None:
+            sample.update(self._teacher_targets(clip, frame_ids, aug.flip))
+        return sample
+
+    def _teacher_targets(self, clip: Clip, frame_ids: np.ndarray, flip: bool
+                         ) -> Dict[str, np.ndarray]:
+        table = self._teachers.get(clip.clip_id)
+        k = len(self._mirror)
+        if table is None:
+            rows = [(np.zeros(k, np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32),
+                     False)] * len(frame_ids)
+        else:
+            rows = [table.lookup(int(f)) for f in frame_ids]
+        expression, rotation, translation = (np.stack([r[i] for r in rows]) for i in range(3))
+        if flip:
+            expression, rotation, translation = teacher_lib.mirror_targets(
+                expression, rotation, translation, self._mirror)
+        return {"teacher_expression": expression.astype(np.float32),
+                "teacher_rotation": rotation.astype(np.float32),
+                "teacher_translation": translation.astype(np.float32),
+                "teacher_valid": np.array([r[3] for r in rows], np.float32)}
 
     def _load_with_fallback(self, clip: Clip, frame_id: int, rng: np.random.Generator):
         """Load a frame; if its files fail (e.g. a truncated JPEG the header check passed), warn
@@ -136,10 +177,24 @@ class ClipLoader(grain.transforms.RandomMap):
             frame_id = int(rng.choice(healthy))
 
 
-def make_dataset(index: CpemIndex, config: PipelineConfig) -> grain.MapDataset:
-    """Random-access dataset of batches (`ds[k]` is batch k; deterministic for a given seed)."""
+def make_dataset(index: CpemIndex, config: PipelineConfig,
+                 teachers: Optional[Dict[int, "teacher_lib.ClipTeacher"]] = None,
+                 unit_names: Optional[List[str]] = None) -> grain.MapDataset:
+    """Random-access dataset of batches (`ds[k]` is batch k; deterministic for a given seed).
+
+    `teachers` (with the `unit_names` of their expression columns) adds the teacher targets.
+    """
+    mirror = None
+    if teachers is not None:
+        if not unit_names:
+            raise ValueError("teacher targets need the unit_names of their expression columns")
+        mirror = teacher_lib.mirror_permutation(unit_names)
     clips = sampling.eligible_clips(index.clips, config.num_frames, config.short_clips)
-    ds = grain.MapDataset.source([c.clip_id for c in clips])
+    if config.clip_weighting == "window":
+        ids = [c.clip_id for c in clips for _ in range(max(1, len(c) // config.num_frames))]
+    else:
+        ids = [c.clip_id for c in clips]
+    ds = grain.MapDataset.source(ids)
     if config.shard_count > 1:
         ds = ds[config.shard_index::config.shard_count]
     if config.num_epochs is not None and len(ds) * config.num_epochs < config.batch_size:
@@ -148,7 +203,8 @@ def make_dataset(index: CpemIndex, config: PipelineConfig) -> grain.MapDataset:
     if config.shuffle:
         ds = ds.shuffle(seed=config.seed)
     ds = ds.repeat(config.num_epochs)
-    ds = ds.random_map(ClipLoader(index.frames, clips, config), seed=config.seed)
+    ds = ds.random_map(ClipLoader(index.frames, clips, config, teachers, mirror),
+                       seed=config.seed)
     return ds.batch(config.batch_size, drop_remainder=True)
 
 
@@ -160,11 +216,14 @@ def _ensure_flags_parsed() -> None:
         flags.FLAGS.mark_as_parsed()
 
 
-def make_iterator(index: CpemIndex, config: PipelineConfig) -> Iterator[Dict[str, np.ndarray]]:
+def make_iterator(index: CpemIndex, config: PipelineConfig,
+                  teachers: Optional[Dict[int, "teacher_lib.ClipTeacher"]] = None,
+                  unit_names: Optional[List[str]] = None) -> Iterator[Dict[str, np.ndarray]]:
     """Iterator of batches, loaded by `config.worker_count` background processes (0: in this
     process with `read_threads` threads). The iterator supports grain's get_state/set_state;
-    call its `close()` when done so the worker processes and their buffers are released."""
-    ds = make_dataset(index, config).to_iter_dataset(
+    call its `close()` when done so the worker processes and their buffers are released.
+    `teachers`, `unit_names`: see `make_dataset`."""
+    ds = make_dataset(index, config, teachers, unit_names).to_iter_dataset(
         grain.ReadOptions(num_threads=config.read_threads,
                           prefetch_buffer_size=max(config.read_threads, 1)))
     if config.worker_count > 0:

@@ -28,15 +28,9 @@ from cpem_jax.detect.crop import (
 from cpem_jax.detect.dlib_landmarker import DlibLandmarker
 from cpem_jax.detect.fan_landmarker import FanLandmarker
 from cpem_jax.detect.backends import make_landmarker
-from cpem_jax.detect.mediapipe_landmarker import (
-    IBUG68_FROM_MESH,
-    MediaPipeLandmarker,
-    TaskFileError,
-    download_task,
-    find_task,
-    ibug68_from_dense,
-    mediapipe_available,
-)
+from cpem_jax.detect.mediapipe_landmarker import MediaPipeLandmarker, mediapipe_available
+from cpem_jax.detect.mediapipe_mesh import IBUG68_FROM_MESH, ibug68_from_dense
+from cpem_jax.detect.mediapipe_task import TaskFileError, download_task, find_task
 from cpem_jax.detect.tracking import (
     FaceTracker,
     box_iou,

@@ -1,7 +1,7 @@
 """Choose the face landmarker: MediaPipe's 478-point face mesh where it can run, dlib otherwise.
 
 `make_landmarker("auto")` returns a `MediaPipeLandmarker` when the `mediapipe` package imports
-and its model bundle is found (`mediapipe_landmarker.find_task`: the `task_path` argument,
+and its model bundle is found (`mediapipe_task.find_task`: the `task_path` argument,
 $CPEM_FACE_LANDMARKER_TASK, the cache folder, $CPEM_SHARED/assets; nothing is downloaded), and a
 `DlibLandmarker` otherwise. It logs one line (INFO) naming the backend that runs and, for dlib,
 why MediaPipe does not.

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from cpem_jax.estimation.video_estimate import VideoEstimate
@@ -34,24 +35,28 @@ def make_estimator(method: str = "fit", fit_config=None, face_model: Optional[st
 
     Args:
       method: "fit" (per-video fitting with `fit_config`, a FitConfig) or "net" (the network
-        restored from `checkpoint`, a training workdir).
+        restored from `checkpoint`: a training workdir or a weights file of
+        `estimation.net_weights`; None is the weights shipped with the package).
       face_model: face model spec (see cpem_jax.face_model.load_face_model); for "net" the
         checkpoint's model is used unless this names another.
       landmarker: the front end: a FaceLandmarker, or its name for `default_landmarker`
         ("auto", "mediapipe", "dlib"); None is "auto".
     Raises:
-      ValueError: unknown method or missing checkpoint.
+      ValueError: unknown method.
+      CheckpointError: the checkpoint (or the shipped weights) cannot be loaded.
     """
     if method not in METHODS:
         raise ValueError(f"--method must be one of {METHODS}, got {method!r}")
-    if method == "net" and not checkpoint:
-        raise ValueError("--method net needs --checkpoint DIR (a training workdir); "
-                         "use --method fit while no trained weights exist")
     if landmarker is None or isinstance(landmarker, str):
         landmarker = default_landmarker(landmarker or "auto")
     if method == "net":
+        from cpem_jax.estimation.net_weights import load_weights, shipped_weights_path
         from cpem_jax.estimation.network import NetEstimator, NetPredictor
-        return NetEstimator(NetPredictor.from_workdir(checkpoint, face_model), landmarker)
+        if checkpoint and os.path.isdir(checkpoint):
+            predictor = NetPredictor.from_workdir(checkpoint, face_model)
+        else:
+            predictor = load_weights(checkpoint or shipped_weights_path(), face_model)
+        return NetEstimator(predictor, landmarker)
     from cpem_jax.estimation.fitting import FitEstimator
     from cpem_jax.face_model import load_face_model
     from cpem_jax.fit.fitter import FitConfig

@@ -64,6 +64,7 @@ class NetPredictor:
                  step: int = 0):
         self.config = config
         self.model = model
+        self.variables = variables
         self.image_size = int(config.model.image_size)
         self.camera = crop_camera(self.image_size, config.camera.focal_per_pixel,
                                   config.camera.distance_cm)

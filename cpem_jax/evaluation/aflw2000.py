@@ -35,7 +35,9 @@ bin); the headline number is the mean of the three bin means. Every image is sco
 detector misses the face, the landmarker starts from a box placed on the ground-truth landmarks
 (`predict_aflw2000`), and the image counts as a detector miss in its bin. CPEM reports
 2.68 / 3.48 / 4.75 / 3.64 (%), 3DDFA-V2 2.89 / 3.57 / 4.49 / 3.65, both for landmarks of a
-fitted dense face model.
+fitted dense face model. The whole estimator (fit or network) is run on the images by
+`cpem_jax.evaluation.still_images.run_aflw2000` (`cpem-jax evaluate --aflw2000`), with the same
+fallback for misses; its head pose is scored by `pose_errors_deg`.
 
 Re-annotated landmarks: 3DDFA's re-annotation of the 68 points is distributed as a NumPy array
 [N, 2 or 3, 68] (x, y[, z] rows, the same pixel frame as pt3d_68) with a list file naming the
@@ -46,12 +48,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from cpem_jax.evaluation import landmarks
+from cpem_jax.evaluation import annotated, landmarks
 
 N_POINTS = 68
 # Paper numbers (NME in %), keys as landmarks.yaw_bin_labels() then the mean of the bins.
@@ -285,67 +286,13 @@ def aflw2000_scores(predicted: np.ndarray, target: np.ndarray, yaw_deg: np.ndarr
     return out
 
 
-@dataclasses.dataclass
-class Aflw2000Predictions:
-    """A landmarker's output on an Aflw2000Set of N images.
-
-    Attributes:
-      landmarks: [N, 68, 2] float64 image pixels (NaN rows: no landmarks even from the
-        ground-truth box).
-      missed: [N] bool, the detector found no face at the ground-truth face.
-      boxes: [N, 4] float64 the box the landmarks were regressed from (detector box, or the
-        fallback box placed on the ground-truth landmarks where missed).
-      detect_s: [N] wall seconds of the detection call (detector + landmarks).
-      fallback_s: [N] wall seconds of the fallback call (0 where not missed).
-      cpu_s: [N] process CPU seconds of both calls together.
-    """
-    landmarks: np.ndarray
-    missed: np.ndarray
-    boxes: np.ndarray
-    detect_s: np.ndarray
-    fallback_s: np.ndarray
-    cpu_s: np.ndarray
-
-
-def _extent(points: np.ndarray) -> np.ndarray:
-    """[..., P, 2] -> [..., 4] tight boxes."""
-    return np.concatenate([points.min(axis=-2), points.max(axis=-2)], axis=-1)
-
-
-def _offset_in_extent(box: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """A box [..., 4] relative to the extent of `points`: (corner - centre) / size."""
-    ext = _extent(points)
-    centre = np.concatenate([(ext[..., :2] + ext[..., 2:]) / 2] * 2, axis=-1)
-    size = np.concatenate([ext[..., 2:] - ext[..., :2]] * 2, axis=-1)
-    return (box - centre) / size
-
-
-def _box_in_extent(offset: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Inverse of `_offset_in_extent`."""
-    ext = _extent(points)
-    centre = np.concatenate([(ext[..., :2] + ext[..., 2:]) / 2] * 2, axis=-1)
-    size = np.concatenate([ext[..., 2:] - ext[..., :2]] * 2, axis=-1)
-    return centre + offset * size
-
-
-def _pick_face(boxes: np.ndarray, gt_box: np.ndarray) -> Optional[int]:
-    """The detection whose box overlaps the ground-truth box most, its centre inside it."""
-    if len(boxes) == 0:
-        return None
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    inside = np.all((centre >= gt_box[:2]) & (centre <= gt_box[2:]), axis=1)
-    lo = np.maximum(boxes[:, :2], gt_box[:2])
-    hi = np.minimum(boxes[:, 2:], gt_box[2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) + np.prod(gt_box[2:] - gt_box[:2])
-    iou = np.where(inside, inter / np.maximum(area - inter, 1e-9), -1.0)
-    best = int(np.argmax(iou))
-    return best if iou[best] >= 0 else None
+# A landmarker's output on an Aflw2000Set (see `annotated.FrontEndPredictions`).
+Aflw2000Predictions = annotated.FrontEndPredictions
 
 
 def predict_aflw2000(landmarker, data: Aflw2000Set, progress: bool = False,
                      read_image: Optional[Callable[[str], np.ndarray]] = None
-                     ) -> Aflw2000Predictions:
+                     ) -> annotated.FrontEndPredictions:
     """Runs a FaceLandmarker on every image, with the protocol's fallback for detector misses.
 
     Per image: `landmarker.detect(image)` on the [H, W, 3] uint8 RGB image; the face is the
@@ -353,7 +300,7 @@ def predict_aflw2000(landmarker, data: Aflw2000Set, progress: bool = False,
     Where there is none, the detector missed: `landmarker.landmarks_in_boxes` runs on a box
     placed on the ground-truth landmarks, in the landmarker's own box convention (the median box
     of the detected faces relative to the extent of their predicted landmarks; the tight
-    landmark box when nothing was detected at all).
+    landmark box when nothing was detected at all). See `annotated.predict_annotated`.
 
     Args:
       landmarker: a `cpem_jax.detect.FaceLandmarker`.
@@ -361,43 +308,43 @@ def predict_aflw2000(landmarker, data: Aflw2000Set, progress: bool = False,
       progress: show a progress bar.
       read_image: path -> [H, W, 3] uint8 RGB (default `cpem_jax.io.read_image`).
     """
-    if read_image is None:
-        from cpem_jax.io import read_image
-    n = len(data.image_paths)
-    pred = np.full((n, N_POINTS, 2), np.nan)
-    boxes = np.full((n, 4), np.nan)
-    missed = np.zeros(n, bool)
-    detect_s, fallback_s, cpu_s = np.zeros(n), np.zeros(n), np.zeros(n)
-    gt_boxes = _extent(data.landmarks)
-    iterator = range(n)
-    if progress:
-        from tqdm import tqdm
-        iterator = tqdm(iterator, desc="AFLW2000-3D", unit="image")
-    for i in iterator:
-        image = read_image(data.image_paths[i])
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        found = landmarker.detect(image)
-        detect_s[i] = time.perf_counter() - wall0
-        cpu_s[i] = time.process_time() - cpu0
-        chosen = _pick_face(found.boxes.astype(np.float64), gt_boxes[i])
-        if chosen is None:
-            missed[i] = True
-        else:
-            pred[i] = found.landmarks[chosen]
-            boxes[i] = found.boxes[chosen]
-    hits = ~missed & np.isfinite(pred).all(axis=(1, 2))
-    if hits.any():
-        offset = np.median(_offset_in_extent(boxes[hits], pred[hits]), axis=0)
-    else:
-        offset = np.array([-0.5, -0.5, 0.5, 0.5])
-    for i in np.flatnonzero(missed):
-        boxes[i] = _box_in_extent(offset, data.landmarks[i])
-        image = read_image(data.image_paths[i])
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        pred[i] = landmarker.landmarks_in_boxes(image, boxes[i][None].astype(np.float32))[0]
-        fallback_s[i] = time.perf_counter() - wall0
-        cpu_s[i] += time.process_time() - cpu0
-    return Aflw2000Predictions(pred, missed, boxes, detect_s, fallback_s, cpu_s)
+    return annotated.predict_annotated(landmarker, data.image_paths, data.landmarks,
+                                       progress=progress, read_image=read_image,
+                                       desc="AFLW2000-3D")
+
+
+def pose_errors_deg(rotation: np.ndarray, data: "Aflw2000Set") -> dict:
+    """Head-pose error of predicted rotations against the set's, in degrees.
+
+    Args:
+      rotation: [N, 3] predicted head rotation (pitch, yaw, roll) radians in the project's
+        convention (cpem_jax.geometry.rotation); NaN rows (no estimate) are left out.
+      data: the Aflw2000Set the rows belong to.
+    Returns:
+      {"pitch", "yaw", "roll": mean absolute error of the release-convention angles (the
+       predicted rotation decomposed the way `release_angles` decomposes the ground truth,
+       which is how pose errors on AFLW2000-3D are usually quoted), "geodesic": mean angle of
+       the rotation between prediction and ground truth (convention-free), "count": images
+       scored, "per_image": [N, 4] absolute (pitch, yaw, roll) and geodesic errors (NaN where
+       no estimate)}. Angle differences are wrapped to (-180, 180].
+    """
+    from cpem_jax.geometry.rotation import euler_to_matrix
+
+    rotation = np.asarray(rotation, np.float64)
+    if rotation.shape != (len(data.names), 3):
+        raise ValueError(f"rotation is {rotation.shape}, expected [{len(data.names)}, 3]")
+    ok = np.isfinite(rotation).all(axis=1)
+    err = np.full((len(rotation), 4), np.nan)
+    if ok.any():
+        mine = euler_to_matrix(rotation[ok], xp=np)                    # = R_rel of the estimate
+        truth = euler_to_matrix(data.project_pose[ok], xp=np)          # = R_rel
+        release = _upright_euler(np.swapaxes(mine, -1, -2))            # as `release_angles`
+        err[ok, :3] = np.degrees(np.abs(_wrap(release - np.radians(data.angles_deg[ok]))))
+        cos = (np.trace(np.swapaxes(mine, -1, -2) @ truth, axis1=-2, axis2=-1) - 1.0) / 2.0
+        err[ok, 3] = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    means = err[ok].mean(axis=0) if ok.any() else np.full(4, np.nan)
+    return {"pitch": float(means[0]), "yaw": float(means[1]), "roll": float(means[2]),
+            "geodesic": float(means[3]), "count": int(ok.sum()), "per_image": err}
 
 
 def evaluate_aflw2000(predictor: Union[Callable[[np.ndarray], np.ndarray], object], root: str,

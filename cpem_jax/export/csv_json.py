@@ -127,10 +127,17 @@ def write_csv(track: FrameTrack, path: os.PathLike | str,
         writer = csv.writer(f)
         writer.writerow(csv_header(mapping))
         for i in range(track.n_frames):
-            values = np.concatenate([arkit[i], track.rotation[i], track.translation[i], extra[i]])
-            writer.writerow([i, f"{track.timestamps[i]:.6f}", int(track.face_found[i]),
-                             *(f"{v:.6f}" for v in values)])
+            writer.writerow(csv_row(i, track.timestamps[i], track.face_found[i], arkit[i],
+                                    track.rotation[i], track.translation[i], extra[i]))
     return mapping
+
+
+def csv_row(frame: int, time_s: float, found: bool, arkit: np.ndarray, rotation: np.ndarray,
+            translation: np.ndarray, extra: np.ndarray) -> List[str]:
+    """One CSV row (module doc): arkit [52], rotation [3], translation [3], extra [U] (the
+    unmapped units' weights) -> the row's fields as text."""
+    values = np.concatenate([arkit, rotation, translation, extra])
+    return [int(frame), f"{float(time_s):.6f}", int(bool(found)), *(f"{v:.6f}" for v in values)]
 
 
 def _round(values: np.ndarray) -> List[float]:
@@ -154,26 +161,40 @@ def track_to_json(track: FrameTrack, mapping: Optional[ArkitMapping] = None,
                        else track.translation)
     frames = []
     for i in range(track.n_frames):
-        frame = {"frame": i, "time": round(float(track.timestamps[i]), 6),
-                 "face_found": bool(track.face_found[i]),
-                 "blendshapes": _round(arkit[i]), "units": _round(track.expression[i]),
-                 "head_rotation": _round(track.rotation[i]),
-                 "head_translation": _round(track.translation[i])}
-        if arkit_raw is not None:
-            frame["raw"] = {"blendshapes": _round(arkit_raw[i]),
-                            "units": _round(track.expression_raw[i]),
-                            "head_rotation": _round(rotation_raw[i]),
-                            "head_translation": _round(translation_raw[i])}
-        frames.append(frame)
+        raw = None if arkit_raw is None else (arkit_raw[i], track.expression_raw[i],
+                                              rotation_raw[i], translation_raw[i])
+        frames.append(frame_json(i, track.timestamps[i], track.face_found[i], arkit[i],
+                                 track.expression[i], track.rotation[i], track.translation[i],
+                                 raw))
+    return {**track_json_header(mapping, track.fps, smoothing), "n_frames": track.n_frames,
+            "frames": frames}
+
+
+def track_json_header(mapping: ArkitMapping, fps: float,
+                      smoothing: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Every key of the track JSON but `n_frames` and `frames` (module doc)."""
     return {
-        "schema_version": SCHEMA_VERSION, "generator": "cpem-jax", "fps": track.fps,
-        "n_frames": track.n_frames, "conventions": CONVENTIONS,
-        "blendshape_names": list(ARKIT_NAMES), "unit_names": list(track.unit_names),
+        "schema_version": SCHEMA_VERSION, "generator": "cpem-jax", "fps": float(fps),
+        "conventions": CONVENTIONS,
+        "blendshape_names": list(ARKIT_NAMES), "unit_names": list(mapping.unit_names),
         "arkit_sources": {a: list(u) for a, u in mapping.sources.items()},
         "missing_arkit": list(mapping.missing_arkit),
         "unmapped_units": list(mapping.unmapped_units),
-        "smoothing": smoothing, "frames": frames,
+        "smoothing": smoothing,
     }
+
+
+def frame_json(frame: int, time_s: float, found: bool, arkit: np.ndarray, units: np.ndarray,
+               rotation: np.ndarray, translation: np.ndarray, raw=None) -> Dict[str, Any]:
+    """One entry of the JSON's `frames` (module doc): arkit [52], units [K], rotation [3],
+    translation [3]; raw = None or the unsmoothed (arkit, units, rotation, translation)."""
+    entry = {"frame": int(frame), "time": round(float(time_s), 6), "face_found": bool(found),
+             "blendshapes": _round(arkit), "units": _round(units),
+             "head_rotation": _round(rotation), "head_translation": _round(translation)}
+    if raw is not None:
+        entry["raw"] = dict(zip(("blendshapes", "units", "head_rotation", "head_translation"),
+                                (_round(v) for v in raw)))
+    return entry
 
 
 def write_json(track: FrameTrack, path: os.PathLike | str,

@@ -13,6 +13,8 @@ Each output is a convex combination of the input and the previous output, so wei
 stay in [0, 1]. `min_cutoff` and `d_cutoff` are in Hz; `beta` is in 1 / (signal unit), so each
 signal kind (weights, radians, cm) has its own defaults in `SmoothingConfig`.
 Frames without a face are passed through unchanged and the filter restarts after them.
+The filter is causal (no look-ahead): `OnlineOneEuro` and `StreamSmoother` run it one frame at a
+time for live streams and give the same values as `one_euro_filter` / `smooth_track`.
 """
 from __future__ import annotations
 
@@ -58,6 +60,43 @@ def _alpha(cutoff: np.ndarray, dt: float) -> np.ndarray:
     return 1.0 / (1.0 + 1.0 / (2.0 * np.pi * cutoff * dt))
 
 
+class OnlineOneEuro:
+    """The One Euro filter one sample at a time (causal: each output depends on the samples so
+    far only), for live streams; `one_euro_filter` runs it over a whole signal.
+
+        f = OnlineOneEuro(params)
+        y = f(x, t)          # x [C] float, t seconds (strictly increasing); y [C] float64
+        f.reset()            # after a gap: the next sample starts the filter again
+    """
+
+    def __init__(self, params: OneEuroParams):
+        self.params = params
+        self.reset()
+
+    def reset(self) -> None:
+        self._x_hat: Optional[np.ndarray] = None
+        self._dx_hat: Optional[np.ndarray] = None
+        self._t = 0.0
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        """Filters sample x [C] taken at t seconds -> [C] float64."""
+        x = np.asarray(x, np.float64)
+        if self._x_hat is None:
+            self._x_hat, self._dx_hat = x.copy(), np.zeros_like(x)
+        else:
+            dt = float(t) - self._t
+            if not dt > 0:
+                raise ValueError(f"timestamps must be strictly increasing seconds, got {t} after "
+                                 f"{self._t}")
+            params = self.params
+            dx = (x - self._x_hat) / dt
+            self._dx_hat = self._dx_hat + _alpha(params.d_cutoff, dt) * (dx - self._dx_hat)
+            cutoff = params.min_cutoff + params.beta * np.abs(self._dx_hat)
+            self._x_hat = self._x_hat + _alpha(cutoff, dt) * (x - self._x_hat)
+        self._t = float(t)
+        return self._x_hat.copy()
+
+
 def one_euro_filter(values: np.ndarray, timestamps: np.ndarray, params: OneEuroParams,
                     valid: Optional[np.ndarray] = None) -> np.ndarray:
     """Filters every channel of a sampled signal independently.
@@ -80,23 +119,12 @@ def one_euro_filter(values: np.ndarray, timestamps: np.ndarray, params: OneEuroP
         raise ValueError("timestamps must be strictly increasing seconds")
     valid = np.ones(values.shape[0], bool) if valid is None else np.asarray(valid, bool)
     out = values.copy()
-    x_hat = dx_hat = None
-    t_prev = 0.0
+    online = OnlineOneEuro(params)
     for i in range(values.shape[0]):
         if not valid[i]:
-            x_hat = None  # restart after the gap
+            online.reset()  # restart after the gap
             continue
-        x = values[i]
-        if x_hat is None:
-            x_hat, dx_hat = x.copy(), np.zeros_like(x)
-        else:
-            dt = timestamps[i] - t_prev
-            dx = (x - x_hat) / dt
-            dx_hat = dx_hat + _alpha(params.d_cutoff, dt) * (dx - dx_hat)
-            cutoff = params.min_cutoff + params.beta * np.abs(dx_hat)
-            x_hat = x_hat + _alpha(cutoff, dt) * (x - x_hat)
-        t_prev = timestamps[i]
-        out[i] = x_hat
+        out[i] = online(values[i], timestamps[i])
     return out.astype(np.float32)
 
 
@@ -128,3 +156,44 @@ def smooth_track(track: FrameTrack, config: SmoothingConfig = SmoothingConfig())
         rotation=wrap_angle(smoothed_rotation).astype(np.float32),
         translation=one_euro_filter(translation, t, config.translation, found),
         **raw)
+
+
+class StreamSmoother:
+    """`smooth_track` one frame at a time, for live streams: the same filters with the same
+    settings, so a stream smoothed frame by frame equals the whole track smoothed at once.
+
+        smoother = StreamSmoother(SmoothingConfig())
+        expression, rotation, translation = smoother(expression, rotation, translation, t, found)
+
+    Frames without a face pass unchanged and restart the filters; rotation is unwrapped against
+    the previous frame before filtering and wrapped back to (-pi, pi] after.
+    """
+
+    def __init__(self, config: SmoothingConfig = SmoothingConfig()):
+        self.config = config
+        self._filters = {name: OnlineOneEuro(getattr(config, name))
+                         for name in ("expression", "rotation", "translation")}
+        self._rotation_raw: Optional[np.ndarray] = None      # previous raw rotation [3]
+        self._rotation_unwrapped: Optional[np.ndarray] = None
+
+    def __call__(self, expression: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                 t: float, found: bool = True) -> tuple:
+        """One frame: expression [K], rotation [3] radians, translation [3] cm at t seconds ->
+        the smoothed (expression [K] in [0, 1], rotation [3], translation [3]) float32."""
+        expression = np.asarray(expression, np.float64)
+        rotation = np.asarray(rotation, np.float64)
+        translation = np.asarray(translation, np.float64)
+        if self._rotation_raw is None:
+            unwrapped = rotation.copy()
+        else:  # np.unwrap's rule, one step at a time.
+            unwrapped = self._rotation_unwrapped + wrap_angle(rotation - self._rotation_raw)
+        self._rotation_raw, self._rotation_unwrapped = rotation, unwrapped
+        if not self.config.enabled or not found:
+            if not found:
+                for f in self._filters.values():
+                    f.reset()
+            return (expression.astype(np.float32), rotation.astype(np.float32),
+                    translation.astype(np.float32))
+        return (np.clip(self._filters["expression"](expression, t), 0.0, 1.0).astype(np.float32),
+                wrap_angle(self._filters["rotation"](unwrapped, t)).astype(np.float32),
+                self._filters["translation"](translation, t).astype(np.float32))

@@ -1,19 +1,28 @@
 """Fits the morphable model to a sequence of face crops with one identity for all frames.
 
 Stages (coarse to fine):
-  1. Identity: on up to `keyframes` frames spread over the sequence, the shared identity and
-     albedo are fitted jointly with those frames' expression, pose and lighting; first to the
-     landmarks only, then with the photometric term.
+  0. Pose: every frame's rotation and translation start from PnP of the model's mean face on
+     the frame's landmarks (`cpem_jax.fit.rigid`), so the identity never has to absorb a turn.
+  1. Identity: on up to `keyframes` frames chosen by pose (near-frontal ones first, spread over
+     time: `rigid.pose_keyframes`), the shared identity and albedo are fitted jointly with those
+     frames' expression, pose and lighting; first to the landmarks only, then with the
+     photometric term. When every frame is a keyframe (a single image, a short clip) this is the
+     whole fit: no frame is padded and there is no tracking pass.
   2. Tracking: the identity and albedo are locked; the frames are fitted in batches of `chunk`,
-     each warm-started from the previous batch's last frame and tied to it by the temporal prior;
+     each warm-started from the previous batch's last frame (expression, lighting) and its own
+     PnP pose with the fitted identity, tied to the previous frame by the temporal prior;
      landmarks first, then with the photometric term.
+Landmarks: the 68 iBUG points, or, where the front end gives MediaPipe's 478 points and the face
+model has a dense table (`cpem_jax.face_model.dense_landmarks`), those, each weighted by its
+region (`losses.landmark.DENSE_REGION_WEIGHTS`), with an eye's iris points weighted by how open
+the detected eye is (`IRIS_OPENNESS`: a closed eye's iris is not seen; its lids still are).
 Every stage is one jitted program (the Adam loop inside), compiled once per shape.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -21,17 +30,54 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from cpem_jax.face_model.dense_landmarks import DenseLandmarks, dense_points, eye_openness
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.objective import FitData, FitWeights, fit_terms
 from cpem_jax.fit.optimize import (frame_step_sizes, project_joint, run_adam,
                                    shared_step_sizes)
 from cpem_jax.fit.params import (FrameParams, SharedParams, init_frames, init_shared,
                                  project_frames, to_coefficients)
+from cpem_jax.fit.rigid import pose_keyframes, solve_poses
 from cpem_jax.fit.skin_mask import skin_mask_from_landmarks
 from cpem_jax.geometry.camera import (DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL, Camera,
                                      crop_camera)
 from cpem_jax.geometry.pipeline import project_landmarks
+from cpem_jax.losses.landmark import dense_region_weights, project_dense
 from cpem_jax.losses.objective import Targets
+
+# Eye openness (lid gap / eye width of the detected points, `eye_openness`) below which an eye's
+# iris points weigh 0, and above which they weigh fully (linear in between): MediaPipe's open
+# eyes measure about 0.25-0.35, closed ones under 0.1.
+IRIS_OPENNESS = (0.12, 0.20)
+INNER_68 = np.arange(17, 68)  # The 68-point set without the jaw contour, for PnP.
+# PnP uses the points that no expression unit moves by more than RIGID_MOTION_CM at weight 1 (on
+# ICT: nose, forehead, temples, eye corners, upper cheeks; of the 68: the nose bridge and the eye
+# corners and lower lids). A model with fewer than RIGID_MIN_POINTS such points gives PnP
+# nothing rigid to stand on: its frames start at zero rotation and translation.
+RIGID_MOTION_CM = 0.3
+RIGID_MIN_POINTS = 12
+
+
+def rigid_points(expression_basis: np.ndarray, candidates: np.ndarray) -> Optional[np.ndarray]:
+    """The points of `candidates` that expressions barely move (see RIGID_MOTION_CM).
+
+    Args:
+      expression_basis: [P, 3, K] expression deltas of the points.
+      candidates: [C] int indices into P.
+    Returns:
+      sorted int64 indices, or None when fewer than RIGID_MIN_POINTS qualify.
+    """
+    candidates = np.asarray(candidates)
+    motion = np.linalg.norm(np.asarray(expression_basis)[candidates], axis=1).max(axis=-1)
+    still = candidates[motion <= RIGID_MOTION_CM]
+    return np.sort(still) if len(still) >= RIGID_MIN_POINTS else None
+
+
+# The brow units' evidence is a handful of brow landmarks and next to no photometric signal, so
+# the full sparsity prior outweighs it: a raised inner brow of 0.4 fitted to exact projected
+# points came out as 0.0 (0.36 with a tenth of the prior; tests/test_live_streaming.py).
+BROW_SPARSITY: Tuple[Tuple[str, float], ...] = tuple(
+    (f"brow{unit}_{side}", 0.1) for unit in ("Down", "InnerUp", "OuterUp") for side in "LR")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +86,8 @@ class FitConfig:
 
     `size` is the crop the camera and the landmarks live in; the photometric terms compare the
     crop and the render at `photo_size` (smaller is faster; the landmarks keep full precision).
+    `near_frontal_deg`: keyframe candidates turn at most this much (`rigid.pose_keyframes`).
+    `unit_sparsity`: (unit name, factor) pairs scaling those units' sparsity prior (others 1).
     """
     size: int = 224
     photo_size: int = 112
@@ -50,6 +98,8 @@ class FitConfig:
     track_landmark_iters: int = 60
     track_photo_iters: int = 10
     photometric: bool = True
+    near_frontal_deg: float = 30.0
+    unit_sparsity: Tuple[Tuple[str, float], ...] = BROW_SPARSITY
     weights: FitWeights = FitWeights()
     focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL
     distance_cm: float = DEFAULT_DISTANCE_CM
@@ -62,13 +112,29 @@ class FitConfig:
     def camera(self) -> Camera:
         return crop_camera(self.size, self.focal_per_pixel, self.distance_cm)
 
+    def sparsity_factors(self, model: FaceModel) -> Optional[np.ndarray]:
+        """[K_exp] float32 per-unit sparsity factors (None when `unit_sparsity` is empty); units
+        the model lacks are skipped."""
+        if not self.unit_sparsity:
+            return None
+        factors = np.ones(model.n_expression, np.float32)
+        for name, value in self.unit_sparsity:
+            if name in model.expression_names:
+                factors[model.expression_index(name)] = value
+        return factors
+
 
 @dataclasses.dataclass
 class SequenceFit:
-    """The fit of N frames: shared identity/albedo and per-frame FrameParams [N], numpy."""
+    """The fit of N frames: shared identity/albedo and per-frame FrameParams [N], numpy.
+
+    landmarks_fitted: [N, 68, 2] the model's 68 landmarks, crop pixels; dense_fitted: [N, 478, 2]
+    the model's dense points, crop pixels, where the fit used them (else None).
+    """
     shared: SharedParams
     frames: FrameParams
-    landmarks_fitted: np.ndarray  # [N, 68, 2] crop pixels
+    landmarks_fitted: np.ndarray
+    dense_fitted: Optional[np.ndarray] = None
 
 
 def _slice_frames(frames: FrameParams, idx) -> FrameParams:
@@ -83,35 +149,76 @@ def _pad(array: np.ndarray, n: int) -> np.ndarray:
 
 
 class SequenceFitter:
-    """Compiled fitting programs for one model, camera and config."""
+    """Compiled fitting programs for one model, camera and config.
 
-    def __init__(self, model: FaceModel, config: FitConfig, render_fn: Optional[Callable] = None):
+    `dense`: the model's DenseLandmarks (`dense_landmarks_for(model)`), or None to fit the 68
+    points only.
+    """
+
+    def __init__(self, model: FaceModel, config: FitConfig, render_fn: Optional[Callable] = None,
+                 dense: Optional[DenseLandmarks] = None):
         self.model = model
         self.config = config
         self.camera = config.camera()
+        self.dense = dense
+        factors = config.sparsity_factors(model)
+        self._unit_sparsity = None if factors is None else jnp.asarray(factors)
         loss = functools.partial(fit_terms, camera=self.camera, weights=config.weights,
                                  render_fn=render_fn)
 
-        def joint(shared, frames, data, model, photometric, iterations):
-            objective = lambda p: loss(p[0], p[1], data, model, photometric=photometric)[0]
+        def joint(shared, frames, data, model, dense, photometric, iterations):
+            objective = lambda p: loss(p[0], p[1], data, model, photometric=photometric,
+                                       dense=dense)[0]
             return run_adam(objective, (shared, frames),
                             (shared_step_sizes(), frame_step_sizes()), iterations,
                             project_joint)
 
-        def track(shared, frames, data, model, photometric, iterations):
-            objective = lambda f: loss(shared, f, data, model, photometric=photometric)[0]
+        def track(shared, frames, data, model, dense, photometric, iterations):
+            objective = lambda f: loss(shared, f, data, model, photometric=photometric,
+                                       dense=dense)[0]
             return run_adam(objective, frames, frame_step_sizes(), iterations, project_frames)
 
-        def terms(shared, frames, data, model):
-            return loss(shared, frames, data, model, photometric=config.photometric)[1]
+        def terms(shared, frames, data, model, dense):
+            return loss(shared, frames, data, model, photometric=config.photometric,
+                        dense=dense)[1]
 
         static = ("photometric", "iterations")
         self._joint = jax.jit(joint, static_argnames=static)
         self._track = jax.jit(track, static_argnames=static)
-        self.terms = jax.jit(terms)
+        self._terms = jax.jit(terms)
+        if dense is not None:
+            self._mean_dense = np.asarray(dense_points(
+                dense, jnp.zeros(model.n_identity), jnp.zeros(model.n_expression)))
+            self._region_weights = np.asarray(dense_region_weights(dense))
+            valid = np.flatnonzero(np.asarray(dense.valid) & (np.asarray(dense.eye) < 0))
+            self._rigid_dense = rigid_points(np.asarray(dense.exp_basis), valid)
+        ids = np.asarray(model.landmark_ids)
+        self._rigid_68 = rigid_points(np.asarray(model.exp_basis)[ids], INNER_68)
+
+    def terms(self, shared: SharedParams, frames: FrameParams, data: FitData):
+        """The named fit terms of one batch (jitted)."""
+        return self._terms(shared, frames, data, self.model, self.dense)
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def dense_weights(self, dense_points_: np.ndarray) -> np.ndarray:
+        """Per-point weights [N, P] float32 of detected dense points [N, P, 2]: the region
+        weight, 0 where a point is not finite or the model lacks it, and the iris points scaled
+        by how open their eye is (`IRIS_OPENNESS`)."""
+        dense = self.dense
+        points = np.asarray(dense_points_, np.float64)
+        weights = np.where(np.isfinite(points).all(axis=-1), self._region_weights[None], 0.0)
+        openness = eye_openness(dense, points)                              # [N, 2]
+        lo, hi = IRIS_OPENNESS
+        seen = np.clip((np.nan_to_num(openness) - lo) / (hi - lo), 0.0, 1.0)
+        eye = np.asarray(dense.eye)
+        for e in (0, 1):
+            weights[:, eye == e] *= seen[:, e:e + 1]
+        return weights.astype(np.float32)
 
     def _data(self, crops: np.ndarray, landmarks: np.ndarray, anchor: FrameParams,
-              anchor_weight: float) -> FitData:
+              anchor_weight: float, dense: Optional[np.ndarray] = None,
+              dense_weights: Optional[np.ndarray] = None, consecutive: bool = True) -> FitData:
         size = self.config.size
         if crops.shape[1:] != (size, size, 3):
             raise ValueError(f"crops must be [N, {size}, {size}, 3], got {crops.shape}")
@@ -124,51 +231,130 @@ class SequenceFitter:
                               for im in image])
         targets = Targets(image=jnp.asarray(image), skin_mask=jnp.asarray(skin),
                           landmarks=jnp.asarray(landmarks, jnp.float32))
-        return FitData(targets=targets, anchor=anchor, anchor_weight=jnp.float32(anchor_weight))
+        if dense is not None:
+            targets = targets.replace(
+                dense=jnp.asarray(np.nan_to_num(dense), jnp.float32),
+                dense_weights=jnp.asarray(dense_weights, jnp.float32))
+        return FitData(targets=targets, anchor=anchor, anchor_weight=jnp.float32(anchor_weight),
+                       unit_sparsity=self._unit_sparsity,
+                       consecutive=jnp.float32(1.0 if consecutive else 0.0))
+
+    def initial_poses(self, landmarks: np.ndarray, dense: Optional[np.ndarray] = None,
+                      identity: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """PnP of the model's neutral face (mean shape, or with `identity`) on each frame's
+        landmarks -> (rotation [N, 3], translation [N, 3]) float32 (`rigid.solve_poses`).
+
+        Only the points expressions barely move take part (`rigid_points`: of the dense points
+        without the iris, or of the 68 without the jaw), so that an open mouth or raised brows
+        do not tilt the head; zeros for a model without such points.
+        """
+        model = self.model
+        rigid = self._rigid_dense if dense is not None else self._rigid_68
+        if rigid is None:
+            n = len(landmarks)
+            return np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32)
+        if dense is not None:
+            if identity is None:
+                points = self._mean_dense
+            else:
+                points = np.asarray(dense_points(self.dense, jnp.asarray(identity),
+                                                 jnp.zeros(model.n_expression)))
+            return solve_poses(points[rigid], np.asarray(dense)[:, rigid], self.camera)
+        ids = np.asarray(model.landmark_ids)[self._rigid_68]
+        points = np.asarray(model.mean_shape)[ids]
+        if identity is not None:
+            points = points + np.einsum("lck,k->lc", np.asarray(model.id_basis)[ids],
+                                        np.asarray(identity))
+        return solve_poses(points, np.asarray(landmarks)[:, self._rigid_68], self.camera)
+
+    # -- stages ------------------------------------------------------------------------------
 
     def _stages(self, fn, first, second, data):
         cfg = self.config
         iters = ((cfg.identity_landmark_iters, cfg.identity_photo_iters) if fn is self._joint
                  else (cfg.track_landmark_iters, cfg.track_photo_iters))
-        out = fn(first, second, data, self.model, photometric=False, iterations=iters[0])
+        out = fn(first, second, data, self.model, self.dense, photometric=False,
+                 iterations=iters[0])
         if cfg.photometric and iters[1] > 0:
             args = out if fn is self._joint else (first, out)
-            out = fn(*args, data, self.model, photometric=True, iterations=iters[1])
+            out = fn(*args, data, self.model, self.dense, photometric=True, iterations=iters[1])
         return out
 
-    def fit_identity(self, crops: np.ndarray, landmarks: np.ndarray):
-        """Shared identity/albedo (and the keyframes' FrameParams) from up to `keyframes`
-        frames spread over the sequence. Returns (shared, keyframe ids, keyframe params)."""
-        n = len(crops)
-        ids = np.unique(np.linspace(0, n - 1, min(self.config.keyframes, n)).round().astype(int))
-        count = self.config.keyframes
-        frames = init_frames(self.model, count)
-        data = self._data(_pad(crops[ids], count), _pad(landmarks[ids], count),
-                          _slice_frames(frames, slice(0, 1)), 0.0)
+    def fit_identity(self, crops: np.ndarray, landmarks: np.ndarray,
+                     dense: Optional[np.ndarray] = None, rotation: Optional[np.ndarray] = None,
+                     translation: Optional[np.ndarray] = None):
+        """Shared identity/albedo (and the keyframes' FrameParams) from up to `keyframes` frames
+        chosen by pose. Returns (shared, keyframe ids [K] sorted, keyframe FrameParams [K]).
+
+        Args:
+          crops, landmarks, dense: as `fit` (dense None: the 68 points).
+          rotation, translation: [N, 3] initial poses (default: `initial_poses`).
+        """
+        if rotation is None or translation is None:
+            rotation, translation = self.initial_poses(landmarks, dense)
+        ids = pose_keyframes(rotation, self.config.keyframes, self.config.near_frontal_deg)
+        frames = init_frames(self.model, len(ids)).replace(
+            rotation=jnp.asarray(rotation[ids]), translation=jnp.asarray(translation[ids]))
+        weights = None if dense is None else self.dense_weights(dense[ids])
+        data = self._data(crops[ids], landmarks[ids], _slice_frames(frames, slice(0, 1)), 0.0,
+                          None if dense is None else dense[ids], weights,
+                          consecutive=bool(np.all(np.diff(ids) == 1)))
         shared, frames = self._stages(self._joint, init_shared(self.model), frames, data)
-        return shared, ids, _slice_frames(frames, slice(0, len(ids)))
+        return shared, ids, frames
 
     def fit(self, crops: np.ndarray, landmarks: np.ndarray, progress: bool = True,
-            shared: Optional[SharedParams] = None) -> SequenceFit:
-        """Fits N crops [N, S, S, 3] (uint8 or float in [0, 1]) with landmarks [N, 68, 2]."""
+            shared: Optional[SharedParams] = None, dense: Optional[np.ndarray] = None,
+            poses: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> SequenceFit:
+        """Fits N crops [N, S, S, 3] (uint8 or float in [0, 1]) with landmarks [N, 68, 2].
+
+        Args:
+          shared: a known identity/albedo (skips the identity stage).
+          dense: [N, 478, 2] dense points in crop pixels (NaN rows or points where missing),
+            used where the fitter has a dense table; else the 68 landmarks are fitted.
+          poses: known starting poses (rotation [N, 3], translation [N, 3]) instead of PnP
+            (`initial_poses`), e.g. from a head tracker.
+        """
         n = len(crops)
         if n == 0 or landmarks.shape != (n, 68, 2) or not np.all(np.isfinite(landmarks)):
             raise ValueError(f"need N >= 1 crops with finite landmarks [N, 68, 2]; got {n} crops "
                              f"and landmarks {landmarks.shape}")
+        if dense is not None:
+            dense = np.asarray(dense, np.float32)
+            if self.dense is None:
+                dense = None  # No table for this model: the 68 points.
+            elif dense.shape != (n, self.dense.n_points, 2):
+                raise ValueError(f"dense points must be [N={n}, {self.dense.n_points}, 2], got "
+                                 f"{dense.shape}")
+        given = poses is not None
+        if given:
+            rotation, translation = (np.asarray(a, np.float32).reshape(n, 3) for a in poses)
+        else:
+            rotation, translation = self.initial_poses(landmarks, dense)
+        results = []
         if shared is None:
-            shared, key_ids, key_frames = self.fit_identity(crops, landmarks)
+            shared, key_ids, key_frames = self.fit_identity(crops, landmarks, dense, rotation,
+                                                            translation)
+            if len(key_ids) == n:  # Every frame is a keyframe: nothing is left to track.
+                return self._result(shared, jax.device_get(key_frames), dense)
             start = _slice_frames(key_frames, slice(0, 1))
         else:
             start = init_frames(self.model, 1)
-        chunk = self.config.chunk
-        results = []
+        if not given:
+            rotation, translation = self.initial_poses(landmarks, dense,
+                                                       np.asarray(shared.identity))
+        chunk = min(self.config.chunk, n)
         anchor, anchor_weight = start, 0.0
         with tqdm(total=n, unit="frame", desc="fitting", disable=not progress) as bar:
             for begin in range(0, n, chunk):
                 stop = min(begin + chunk, n)
-                data = self._data(_pad(crops[begin:stop], chunk),
-                                  _pad(landmarks[begin:stop], chunk), anchor, anchor_weight)
+                rows = slice(begin, stop)
+                part = None if dense is None else _pad(dense[rows], chunk)
+                data = self._data(_pad(crops[rows], chunk), _pad(landmarks[rows], chunk), anchor,
+                                  anchor_weight, part,
+                                  None if part is None else self.dense_weights(part))
                 init = jax.tree_util.tree_map(lambda x: jnp.repeat(x, chunk, axis=0), anchor)
+                init = init.replace(rotation=jnp.asarray(_pad(rotation[rows], chunk)),
+                                    translation=jnp.asarray(_pad(translation[rows], chunk)))
                 frames = self._stages(self._track, shared, init, data)
                 frames = _slice_frames(frames, slice(0, stop - begin))
                 results.append(jax.device_get(frames))
@@ -176,6 +362,13 @@ class SequenceFitter:
                 anchor_weight = 1.0
                 bar.update(stop - begin)
         frames = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *results)
-        fitted = project_landmarks(self.model, to_coefficients(shared, frames), self.camera)
+        return self._result(shared, frames, dense)
+
+    def _result(self, shared: SharedParams, frames: FrameParams,
+                dense: Optional[np.ndarray]) -> SequenceFit:
+        coeffs = to_coefficients(shared, frames)
+        fitted = project_landmarks(self.model, coeffs, self.camera)
+        dense_fitted = (None if dense is None
+                        else np.asarray(project_dense(self.dense, coeffs, self.camera)))
         return SequenceFit(shared=jax.device_get(shared), frames=frames,
-                           landmarks_fitted=np.asarray(fitted))
+                           landmarks_fitted=np.asarray(fitted), dense_fitted=dense_fitted)

@@ -8,6 +8,7 @@ from typing import Callable, Dict, Optional, Tuple
 import flax.struct
 import jax.numpy as jnp
 
+from cpem_jax.face_model.dense_landmarks import DenseLandmarks
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.params import FrameParams, SharedParams, to_coefficients
 from cpem_jax.geometry.camera import Camera
@@ -35,33 +36,44 @@ class FitData:
 
     Attributes:
       targets: Targets (image [N, P, P, 3] at the photometric resolution P, skin_mask
-        [N, P, P], landmarks [N, 68, 2] pixels of the S x S crop the camera describes).
+        [N, P, P], landmarks [N, 68, 2] pixels of the S x S crop the camera describes;
+        optionally dense [N, 478, 2] and dense_weights [N, 478]).
       anchor: FrameParams with leading [1]: the frame before this batch (temporal prior), and
       anchor_weight: [] float32, 0 when there is no previous frame.
+      unit_sparsity: None, or [K_exp] float32 per-unit factors of the sparsity prior.
+      consecutive: [] float32, 1 when the N frames are consecutive frames of the video (the
+        temporal prior ties each to the one before), 0 when they are not (keyframes spread
+        over a video: only the anchor pair counts).
     """
     targets: Targets
     anchor: FrameParams
     anchor_weight: jnp.ndarray
+    unit_sparsity: Optional[jnp.ndarray] = None
+    consecutive: jnp.ndarray = flax.struct.field(default_factory=lambda: jnp.float32(1.0))
 
 
-def _temporal(frames: FrameParams, anchor: FrameParams, anchor_weight) -> jnp.ndarray:
+def _temporal(frames: FrameParams, anchor: FrameParams, anchor_weight,
+              consecutive=1.0) -> jnp.ndarray:
     total = jnp.zeros((), jnp.float32)
     for name, scale in (("expression", 1.0), ("rotation", 1.0), ("translation", 0.1)):
         seq = jnp.concatenate([getattr(anchor, name), getattr(frames, name)], axis=0) * scale
         diff = jnp.sum((seq[1:] - seq[:-1]) ** 2, axis=-1)  # [N]
-        step_weights = jnp.ones_like(diff).at[0].set(anchor_weight)
+        step_weights = (jnp.ones_like(diff) * consecutive).at[0].set(anchor_weight)
         total = total + jnp.sum(diff * step_weights) / jnp.maximum(jnp.sum(step_weights), 1.0)
     return total
 
 
 def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: FaceModel,
               camera: Camera, weights: FitWeights, render_fn: Optional[Callable],
-              photometric: bool) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
-    """(total, named terms) of one batch; `photometric` (static) adds the rendered terms."""
+              photometric: bool, dense: Optional[DenseLandmarks] = None
+              ) -> Tuple[jnp.ndarray, Dict[str, jnp.ndarray]]:
+    """(total, named terms) of one batch; `photometric` (static) adds the rendered terms;
+    `dense` is the model's dense table (needed when the targets carry dense points)."""
     coeffs = to_coefficients(shared, frames)
     terms, _ = reconstruction_terms(model, coeffs, camera, data.targets, render_fn,
-                                    photometric=photometric)
-    terms["temporal"] = _temporal(frames, data.anchor, data.anchor_weight)
+                                    photometric=photometric, dense=dense,
+                                    unit_sparsity=data.unit_sparsity)
+    terms["temporal"] = _temporal(frames, data.anchor, data.anchor_weight, data.consecutive)
     if photometric:
         dc_free = frames.lighting.at[..., 0].set(0.0)
         terms["lighting_reg"] = jnp.mean(jnp.sum(dc_free ** 2, axis=(-2, -1)))

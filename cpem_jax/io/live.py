@@ -9,8 +9,9 @@ A reader thread pulls frames from the source. With `realtime=True` (a file) it r
 at `start + timestamp_s`, as a camera would deliver it; a camera releases frames by itself. The
 consumer always gets the newest frame released since its last one: when it is slower than the
 source, the frames in between are dropped (never queued, so latency does not grow), and counted
-in `dropped`. Iteration ends when the source ends or `close()` is called; an error in the reader
-is raised in the consumer.
+in `dropped`. Iteration ends when the source ends or `stop()` / `close()` is called (`stop()`
+returns at once and may be called from any thread, e.g. a Ctrl-C handler); an error in the
+reader is raised in the consumer.
 """
 from __future__ import annotations
 
@@ -85,8 +86,10 @@ class LiveFrames:
         self.start()
         while True:
             with self._cond:
-                while self._latest is None and not self._ended:
+                while self._latest is None and not self._ended and not self._stop.is_set():
                     self._cond.wait(0.1)
+                if self._stop.is_set():
+                    return
                 if self._latest is None:
                     if self._error is not None:
                         raise self._error
@@ -94,6 +97,12 @@ class LiveFrames:
                 item, self._latest = self._latest, None
                 self.delivered += 1
             yield item
+
+    def stop(self) -> None:
+        """Ends the iteration at once (from any thread); the reader stops at its next frame."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
 
     def close(self) -> None:
         """Stops the reader (the source is closed too)."""

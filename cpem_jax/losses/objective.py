@@ -8,9 +8,10 @@ objectives are defined here, once:
   term          training  fitting   what
   pho           1.9       1.9       photometric l2,1 over visible skin (render over the input)
   per           0.2       -         face-recognition cosine (training only; fitting has no net)
-  lm            80        80        68 weighted landmarks, crop units (see below)
-  reg           1e-4      3e-4      identity / albedo l2 prior
-  sp            0.1       0.02      expression l1 sparsity
+  lm            80        80        weighted landmarks, crop units (see below): the 68 iBUG
+                                    points, or the dense points where the targets carry them
+  reg           1e-4      1e-4      identity / albedo l2 prior
+  sp            0.1       0.25      expression l1 sparsity
   exp           10        10        expression exclusivity (training: last third only)
   idc           1000      -         identity consistency across the T frames of a clip
   temporal      -         0.005     squared change of expression and pose between frames
@@ -19,9 +20,25 @@ objectives are defined here, once:
 Training uses the paper's weights (CPEM, AAAI 2022) with one departure: the paper's landmark
 weight 0.1 states no unit; our L_lm divides landmarks by the crop size, where 0.1 would make the
 term ~800x weaker than Deep3DFaceRecon's 1.6e-3 on 224-pixel units, on which CPEM builds. 80 is
-that weight expressed in crop units. Fitting optimises one video with no network to regularise
-it, so it keeps the expression prior weaker (more expression detail) and the shape prior
-stronger, and ties consecutive frames together.
+that weight expressed in crop units. Fitting optimises one video (or one image) with no network
+to regularise it, so its priors are read as probabilities: reg = 1e-4 is the unit Gaussian prior
+of the identity (ICT's modes are one standard deviation each), so 2e-4 of loss is one nat, and
+sp = 0.25 (a mean over the K = 53 units) makes each unit's |beta| cost 0.25 / 53 / 2e-4 = 24 nats
+per unit of weight: a Laplace prior whose mean, 1 / 24 = 0.041, is the mean weight of the
+synthetic benchmark's expressions (most units are 0 most of the time). With the paper's
+training sparsity of 0.1 and a 3x stronger identity prior, an expression unit at 0.5 cost less
+than one identity mode at one standard deviation, so a single image fitted a face's own shape
+as cheekPuff, mouthPress or browInnerUp of 0.3-0.8 (experiments/dense_fit). The temporal prior
+ties consecutive frames together.
+
+Landmarks: with `Targets.dense` (MediaPipe's 478 points, fitting with a dense table for the face
+model, `cpem_jax.face_model.dense_landmarks`) the `lm` term is the dense landmark loss over those
+points (per-point weights from the targets times visibility, `losses.landmark`), whose region
+weights average 7.8 per point like the 68-point set's 7.75, so the one `lm` weight serves both;
+otherwise it is the paper's 68-point loss.
+
+Expression sparsity: `unit_sparsity` [K] (optional) scales each unit's |beta| in L_sp (the mean
+over units stays the term, so all-ones is the paper's L_sp).
 
 Compositing: the face is rendered over the input image (`render_face(..., background=image)`),
 so a silhouette pixel of coverage a holds a * face + (1 - a) * input, the way a camera would see
@@ -36,11 +53,13 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from cpem_jax.face_model.dense_landmarks import DenseLandmarks
 from cpem_jax.face_model.model import Coefficients, FaceModel
 from cpem_jax.geometry.camera import Camera
 from cpem_jax.geometry.pipeline import project_landmarks
 from cpem_jax.losses.expression_exclusive import expression_exclusive_loss
-from cpem_jax.losses.landmark import landmark_loss
+from cpem_jax.losses.landmark import (dense_landmark_loss, dense_region_weights, landmark_loss,
+                                      project_dense, visibility_weights)
 from cpem_jax.losses.perceptual import EmbedFn, perceptual_loss
 from cpem_jax.losses.photometric import photometric_loss
 from cpem_jax.losses.regularization import coefficient_regularization, expression_sparsity
@@ -49,9 +68,13 @@ from cpem_jax.render.face_renderer import render_face
 TRAINING_WEIGHTS: Dict[str, float] = {
     "pho": 1.9, "per": 0.2, "lm": 80.0, "reg": 1e-4, "sp": 0.1, "exp": 10.0, "idc": 1000.0}
 FITTING_WEIGHTS: Dict[str, float] = {
-    "pho": 1.9, "lm": 80.0, "reg": 3e-4, "sp": 0.02, "exp": 10.0, "temporal": 0.005,
+    "pho": 1.9, "lm": 80.0, "reg": 1e-4, "sp": 0.25, "exp": 10.0, "temporal": 0.005,
     "lighting_reg": 1e-3}
-TERM_NAMES = tuple(dict.fromkeys(list(TRAINING_WEIGHTS) + list(FITTING_WEIGHTS)))
+# Distillation toward a teacher fit (`losses.distillation`) is optional in training: its
+# weights come from the config and default to off here.
+DISTILL_WEIGHTS: Dict[str, float] = {"distill_exp": 0.0, "distill_pose": 0.0}
+TERM_NAMES = tuple(dict.fromkeys(list(TRAINING_WEIGHTS) + list(FITTING_WEIGHTS)
+                                 + list(DISTILL_WEIGHTS)))
 
 # Without a front-face flag from the data, eye landmarks weigh 10 within this |yaw|.
 FRONTAL_YAW = math.radians(15.0)
@@ -68,11 +91,17 @@ class Targets:
       landmarks: [N, 68, 2] float32, pixels of the camera's S x S crop.
       front_flag: [N] bool near-frontal frames (eye landmarks weighted 10), or None to derive it
         from the coefficients' yaw (|yaw| <= FRONTAL_YAW, not differentiated).
+      dense: None, or [N, P, 2] float32 dense points (MediaPipe's 478) in pixels of the crop;
+        then the landmark term is over these instead of the 68 (NaN allowed where the weight is
+        0). Needs the face model's `DenseLandmarks` in `reconstruction_terms`.
+      dense_weights: None (the region weights), or [N, P] float32 >= 0 per-point weights.
     """
     image: jnp.ndarray
     skin_mask: jnp.ndarray
     landmarks: jnp.ndarray
     front_flag: Optional[jnp.ndarray] = None
+    dense: Optional[jnp.ndarray] = None
+    dense_weights: Optional[jnp.ndarray] = None
 
 
 def resolve_weights(weights: Optional[Mapping[str, float]] = None,
@@ -97,7 +126,7 @@ def combine_losses(terms: Mapping[str, jnp.ndarray],
       weights: name -> weight (may be traced scalars, e.g. the L_exp schedule).
       defaults: TRAINING_WEIGHTS or FITTING_WEIGHTS.
     """
-    resolved = resolve_weights(weights, defaults)
+    resolved = {**DISTILL_WEIGHTS, **resolve_weights(weights, defaults)}
     unknown = sorted(set(terms) - set(resolved))
     if unknown:
         raise KeyError(f"unknown loss term(s) {unknown}; valid names: {sorted(resolved)}")
@@ -112,9 +141,31 @@ def front_flags(coeffs: Coefficients) -> jnp.ndarray:
     return jnp.abs(jax.lax.stop_gradient(coeffs.rotation[:, 1])) <= FRONTAL_YAW
 
 
+def landmark_term(model: FaceModel, coeffs: Coefficients, camera: Camera, targets: Targets,
+                  dense: Optional[DenseLandmarks] = None) -> jnp.ndarray:
+    """The `lm` term: dense points where the targets carry them (module docstring), else the 68.
+
+    Raises ValueError when the targets carry dense points and `dense` is None.
+    """
+    if targets.dense is None:
+        front = targets.front_flag if targets.front_flag is not None else front_flags(coeffs)
+        return landmark_loss(project_landmarks(model, coeffs, camera), targets.landmarks, front,
+                             float(camera.width))
+    if dense is None:
+        raise ValueError("the targets carry dense landmarks but no DenseLandmarks table was given; "
+                         "pass dense=dense_landmarks_for(model) or leave Targets.dense None")
+    weights = (targets.dense_weights if targets.dense_weights is not None
+               else jnp.broadcast_to(dense_region_weights(dense), targets.dense.shape[:2]))
+    weights = jnp.where(dense.valid, weights, 0.0) * visibility_weights(dense, coeffs.rotation)
+    return dense_landmark_loss(project_dense(dense, coeffs, camera), targets.dense, weights,
+                               float(camera.width))
+
+
 def reconstruction_terms(model: FaceModel, coeffs: Coefficients, camera: Camera,
                          targets: Targets, render_fn: Optional[Callable] = None,
-                         embed_fn: Optional[EmbedFn] = None, photometric: bool = True
+                         embed_fn: Optional[EmbedFn] = None, photometric: bool = True,
+                         dense: Optional[DenseLandmarks] = None,
+                         unit_sparsity: Optional[jnp.ndarray] = None
                          ) -> Tuple[Dict[str, jnp.ndarray], Optional[object]]:
     """The named, unweighted reconstruction terms of N frames.
 
@@ -128,16 +179,18 @@ def reconstruction_terms(model: FaceModel, coeffs: Coefficients, camera: Camera,
       embed_fn: the face-recognition embedding of L_per, or None (then there is no "per").
       photometric: (static) render and add "pho" (and "per"); False gives the landmark and
         prior terms only, without rasterizing.
+      dense: the model's DenseLandmarks, needed when `targets.dense` is given.
+      unit_sparsity: None, or [K_exp] float32 >= 0 per-unit factors of L_sp.
     Returns:
       ({"lm", "reg", "sp", "exp"} plus "pho" and "per" when rendered, each a scalar;
        the FaceRender over the input, or None when not rendered).
     """
-    front = targets.front_flag if targets.front_flag is not None else front_flags(coeffs)
+    expression = coeffs.expression
     terms = {
-        "lm": landmark_loss(project_landmarks(model, coeffs, camera), targets.landmarks, front,
-                            float(camera.width)),
+        "lm": landmark_term(model, coeffs, camera, targets, dense),
         "reg": coefficient_regularization(coeffs.identity, coeffs.albedo),
-        "sp": expression_sparsity(coeffs.expression),
+        "sp": expression_sparsity(expression if unit_sparsity is None
+                                  else expression * unit_sparsity),
         "exp": expression_exclusive_loss(coeffs.expression, model.contradictory_pairs),
     }
     if not photometric:

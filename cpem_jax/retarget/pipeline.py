@@ -17,7 +17,8 @@ report and anything that failed.
 
 The walk of one video: `estimate_video` (cpem_jax.estimation: read, detect, crop, estimate, one
 pass over the frames) returns a `VideoEstimate`; every writer of `cpem_jax.export` and the
-preview consume it.
+preview consume it. A live run (`--live`, `--realtime`, `--webcam N`) goes frame by frame through
+`cpem_jax.retarget.live` instead, with the same output-folder and avatar checks.
 
 Bad input is refused before any work where it can be: the output folder (`check_output_folder`:
 not a file, not below a file, writable), the options, and the avatar (`avatar.check_avatar`:
@@ -26,24 +27,19 @@ leave nothing to write (no face anywhere, an unreadable input, a bad folder or o
 the command exits with status 2. An output that fails (an unusable avatar, a full disk) is
 reported and the others are still written: `run_retarget` then returns exit status 1.
 
-Files (`OutputFiles`): every output is written under a temporary name in the output folder
-(`.<name>.partial<ext>`) and renamed when complete, so a file with a final name is always whole.
-A summary.json left by an earlier run is removed first, and the new one is written last, listing
-only what is complete. `RunState` follows the run (phase, frames the front end has seen, files
-complete) so that an interrupted run can say how far it got and write a summary of what is
-complete (`RunState.finish_interrupted`, called by the command's Ctrl-C handler).
+Files: every output is written under a temporary name and renamed when complete, and the
+summary.json is written last (`retarget.output_files.OutputFiles`). `RunState`
+(`retarget.run_state`) follows the run so that an interrupted run can say how far it got and
+write a summary of what is complete (`RunState.finish_interrupted`, called by the command's
+Ctrl-C handler).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import logging
 import os
-import tempfile
-import threading
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -58,17 +54,13 @@ from cpem_jax.export import (AvatarError, FrameTrack, RetargetReport, SmoothingC
 from cpem_jax.export.livelink import APP_FPS
 from cpem_jax.io.video_writer import write_video
 from cpem_jax.retarget import preview as preview_module
+from cpem_jax.retarget.output_files import SUMMARY, OutputFiles, check_output_folder
+from cpem_jax.retarget.run_state import CountingLandmarker, RunState
 
 OUTPUTS = ("coefficients", "csv", "json", "livelink", "glb", "avatar", "preview", "overlay")
 DEFAULT_OUTPUTS = tuple(o for o in OUTPUTS if o != "overlay")
 FILE_NAMES = {"csv": "blendshapes.csv", "json": "blendshapes.json", "livelink": "livelink.csv",
               "glb": "face.glb", "preview": "preview.mp4", "overlay": "overlay.mp4"}
-SUMMARY = "summary.json"
-PARTIAL = ".partial"
-
-
-class OutputFolderError(ValueError):
-    """The output folder cannot hold the outputs (a file, below a file, not writable)."""
 
 
 @dataclasses.dataclass
@@ -138,175 +130,8 @@ def avatar_output_path(output: str, avatar: str) -> str:
     return os.path.join(output, f"{stem}_animated.glb")
 
 
-def check_output_folder(path: str) -> None:
-    """Makes sure the outputs can be written to folder `path` before any work: it is not an
-    existing file, lies below no file, and accepts a new file (the folder is created).
-
-    Raises:
-      OutputFolderError: one line naming the problem and the fix.
-    """
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise OutputFolderError(f"-o {path!r} is an existing file, not a folder; pass a folder "
-                                "path (it is created when missing)")
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise OutputFolderError(f"-o {path!r} lies below {parent!r}, which is a file, not a "
-                                "folder; pass a folder path elsewhere")
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".cpem-write-check"):
-            pass
-    except OSError as error:
-        raise OutputFolderError(f"cannot write into the output folder {path!r} "
-                                f"({error.strerror or error}); pass a folder you may write to "
-                                "with -o") from None
-
-
-def partial_path(path: str) -> str:
-    """out/face.glb -> out/.face.partial.glb: where an output is written until it is complete
-    (the extension is kept, as some writers choose the format from it)."""
-    folder, name = os.path.split(path)
-    stem, ext = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}{PARTIAL}{ext}")
-
-
-class OutputFiles:
-    """The files of one output folder: written under `partial_path` names, renamed when complete.
-
-    Thread-safe: the Ctrl-C handler (`RunState.finish_interrupted`) runs in another thread and
-    takes `lock`, so the set of complete files does not change while it reports them.
-    """
-
-    def __init__(self, folder: str):
-        self.folder = folder
-        self.complete: Dict[str, List[str]] = {}
-        self.lock = threading.Lock()
-        self._pending: set = set()
-
-    def remove_stale(self) -> None:
-        """Removes a summary.json and partial files an earlier run left (before any work)."""
-        for name in os.listdir(self.folder):
-            if name == SUMMARY or (name.startswith(".") and PARTIAL in name):
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(self.folder, name))
-
-    @contextlib.contextmanager
-    def writing(self, name: str, finals: Sequence[str]) -> Iterator[List[str]]:
-        """Yields the temporary paths of `finals` (paths in the folder); when the block ends
-        without an error they are renamed to `finals` and output `name` counts as complete,
-        otherwise they are removed."""
-        temps = [partial_path(p) for p in finals]
-        with self.lock:
-            self._pending.update(temps)
-        try:
-            yield temps
-        except BaseException:
-            self._remove(temps)
-            raise
-        with self.lock:
-            for temp, final in zip(temps, finals):
-                os.replace(temp, final)
-            self._pending.difference_update(temps)
-            self.complete[name] = list(finals)
-
-    def _remove(self, temps) -> None:
-        with self.lock:
-            for temp in temps:
-                with contextlib.suppress(OSError):
-                    os.remove(temp)
-            self._pending.difference_update(temps)
-
-    def discard_pending(self) -> None:
-        """Removes the files of outputs still being written (the caller holds `lock`)."""
-        for temp in list(self._pending):
-            with contextlib.suppress(OSError):
-                os.remove(temp)
-        self._pending.clear()
-
-    def sizes(self) -> Dict[str, Dict[str, int]]:
-        """{output name: {file name: bytes}} of the complete outputs."""
-        return {name: {os.path.basename(p): os.path.getsize(p) for p in paths}
-                for name, paths in self.complete.items()}
-
-    def write_json(self, name: str, obj: Any) -> str:
-        """Writes obj as <folder>/<name> (through a partial file); returns the path."""
-        final = os.path.join(self.folder, name)
-        temp = partial_path(final)
-        with open(temp, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(temp, final)
-        return final
-
-
-class CountingLandmarker:
-    """A front end (`cpem_jax.detect.base.FaceLandmarker`) that counts the frames it is shown,
-    so an interrupted run can say how far it got. Everything else is the wrapped one's."""
-
-    def __init__(self, landmarker):
-        self._landmarker = landmarker
-        self._last = None
-        self.frames = 0
-
-    def _saw(self, image) -> None:
-        if image is not self._last:
-            self._last, self.frames = image, self.frames + 1
-
-    def detect_boxes(self, image):
-        self._saw(image)
-        return self._landmarker.detect_boxes(image)
-
-    def landmarks_in_boxes(self, image, boxes):
-        self._saw(image)
-        return self._landmarker.landmarks_in_boxes(image, boxes)
-
-    def detect(self, image):
-        self._saw(image)
-        return self._landmarker.detect(image)
-
-    def __getattr__(self, name):
-        return getattr(self._landmarker, name)
-
-
-class RunState:
-    """How far one run got: the phase, the frames seen, the output files (see module doc)."""
-
-    def __init__(self):
-        self.phase = "starting"
-        self.files: Optional[OutputFiles] = None
-        self.landmarker: Optional[CountingLandmarker] = None
-        self.n_frames: Optional[int] = None
-        self.summary: Dict[str, Any] = {}
-
-    @property
-    def frames_seen(self) -> int:
-        """Frames the estimate holds, or while estimating, the frames the front end has seen."""
-        if self.n_frames is not None:
-            return self.n_frames
-        return self.landmarker.frames if self.landmarker is not None else 0
-
-    def finish_interrupted(self) -> str:
-        """After Ctrl-C: removes the files of unfinished outputs, writes a summary.json listing
-        the complete ones (when there are any) and returns the one line to print."""
-        head = f"interrupted after {self.frames_seen} frames ({self.phase})"
-        if self.files is None:
-            return f"{head}; nothing written"
-        with self.files.lock:
-            self.files.discard_pending()
-            done = self.files.sizes()
-            if not done:
-                return f"{head}; nothing written"
-            summary = {**self.summary, "interrupted": {"phase": self.phase,
-                                                       "frames_seen": self.frames_seen},
-                       "outputs": done}
-            self.files.write_json(SUMMARY, summary)
-        names = ", ".join(n for files in done.values() for n in files)
-        return (f"{head}; outputs up to frame {self.frames_seen - 1} written: {names} "
-                f"(listed in {SUMMARY})")
-
-
-def _report_dict(report: RetargetReport) -> Dict[str, Any]:
+def avatar_report_dict(report: RetargetReport) -> Dict[str, Any]:
+    """The summary's `avatar` object (also written by the live run, `retarget.live`)."""
     return {"matched": len(report.matched), "meshes": list(report.meshes),
             "matched_targets": [f"{m.mesh}/{m.target} <- {m.kind} {m.source}"
                                 for m in report.matched],
@@ -353,9 +178,10 @@ def fit_quality(estimate: VideoEstimate) -> Dict[str, Optional[float]]:
             "expression_jitter": None if np.isnan(jitter) else jitter}
 
 
-def _check_avatar_first(options: RetargetOptions, wanted: set, unit_names: Sequence[str],
-                        failures: Dict[str, str]) -> Optional[Mapping[str, str]]:
-    """The avatar checks that need no track, before any work (module doc). Returns the
+def check_avatar_first(options: RetargetOptions, wanted: set, unit_names: Sequence[str],
+                       failures: Dict[str, str]) -> Optional[Mapping[str, str]]:
+    """The avatar checks that need no track, before any work (module doc; the live run,
+    `retarget.live`, makes them too). Returns the
     `--avatar-map` table. An unusable avatar is recorded in `failures` and dropped from
     `wanted`; when it was the only output asked for, its AvatarError is raised instead."""
     if not options.avatar:
@@ -403,7 +229,7 @@ def run_retarget(options: RetargetOptions, estimator=None,
         estimator = make_estimator(options.method, options.fit_config, options.face_model,
                                    options.checkpoint, landmarker=state.landmarker)
     model = estimator.model
-    target_map = _check_avatar_first(options, wanted, model.expression_names, failures)
+    target_map = check_avatar_first(options, wanted, model.expression_names, failures)
     avatar_usable = "avatar" not in failures
 
     files = OutputFiles(options.output)
@@ -463,7 +289,7 @@ def run_retarget(options: RetargetOptions, estimator=None,
                                          head_node=options.head_node, target_map=target_map)
             write("avatar", [out], animate)
             if report is not None:
-                extra["avatar"] = _report_dict(report)
+                extra["avatar"] = avatar_report_dict(report)
                 for line in report.summary().splitlines():
                     logging.info("avatar: %s", line)
         except AvatarError as error:

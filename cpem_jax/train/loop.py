@@ -27,15 +27,26 @@ from cpem_jax.train.errors import NonFiniteLossError  # noqa: F401 (raised by ac
 from cpem_jax.train.errors import TrainingSetupError
 from cpem_jax.train.state import (TrainState, abstract_state, initial_state, make_optimizer,
                                   state_initializer, state_shardings)
-from cpem_jax.train.step import ARRAY_KEYS, forward_losses, make_train_step
+from cpem_jax.train.step import device_keys, forward_losses, make_train_step
 
 LOSS_KEYS = ("pho", "per", "lm", "reg", "sp", "idc", "exp")
+DISTILL_KEYS = ("distill_exp", "distill_pose")
 PERCEPTUAL_NETWORKS = ("dlib", "none")
 
 
 def loss_weights(config: ml_collections.ConfigDict) -> dict:
-    """{term: weight} of `config.loss` for the seven CPEM terms."""
-    return {k: float(config.loss[k]) for k in LOSS_KEYS}
+    """{term: weight} of `config.loss` for the seven CPEM terms, plus the distillation terms
+    when `config.data.teacher` is on."""
+    weights = {k: float(config.loss[k]) for k in LOSS_KEYS}
+    if config.data.get("teacher", False):
+        weights.update({k: float(config.loss.get(k, 0.0)) for k in DISTILL_KEYS})
+    return weights
+
+
+def distill_fade(config: ml_collections.ConfigDict) -> tuple:
+    """(fade_start_fraction, final_fraction) of the distillation weights' schedule."""
+    return (float(config.loss.get("distill_fade_start", 1.0)),
+            float(config.loss.get("distill_final_fraction", 1.0)))
 
 
 def check_perceptual_choice(config: ml_collections.ConfigDict) -> None:
@@ -107,6 +118,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     check_perceptual_choice(config)
     index = inputs.load_index(config)
     face_model = load_face_model(config.face_model or None)
+    unit_names = list(face_model.expression_names)
+    teachers = inputs.load_teacher_targets(index, config, unit_names)
     _write_config(config, workdir)
 
     manager = checkpoint.make_manager(workdir, config.checkpoint_every,
@@ -125,7 +138,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     train_step = jax.jit(
         make_train_step(camera, weights, config.total_steps, config.loss.exp_start_fraction,
                         render_fn, embed_fn,
-                        perceptual_frames=int(config.loss.get("perceptual_frames", 0))),
+                        perceptual_frames=int(config.loss.get("perceptual_frames", 0)),
+                        distill_fade=distill_fade(config)),
         donate_argnums=(0,), out_shardings=(state_shardings(state), replicated))
     eval_fn = jax.jit(lambda s, b, m: forward_losses(
         s.params, s.batch_stats, s.apply_fn, b, m, camera, weights, render_fn, embed_fn,
@@ -133,9 +147,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     is_chief = jax.process_index() == 0
     sink = actions.ScalarSink(workdir, enabled=is_chief)
-    batches = inputs.train_batches(index, config, start_step)
+    batches = inputs.train_batches(index, config, start_step, teachers, unit_names)
     try:
-        eval_batches = inputs.fixed_eval_batches(index, config)
+        eval_batches = inputs.fixed_eval_batches(index, config, teachers, unit_names)
         if start_step == 0:
             sink.scalars(0, actions.evaluate(eval_fn, state, eval_batches, face_model, mesh))
         state = _run_steps(config, state, start_step, train_step, eval_fn, batches, eval_batches,
@@ -157,7 +171,8 @@ def _run_steps(config, state, start_step, train_step, eval_fn, batches, eval_bat
               disable=not sink.enabled) as bar:
         for done in range(start_step + 1, total + 1):
             host_batch = next(batches)
-            batch = sharding.shard_batch({k: host_batch[k] for k in ARRAY_KEYS}, mesh)
+            batch = sharding.shard_batch({k: host_batch[k] for k in device_keys(host_batch)},
+                                         mesh)
             state, metrics = train_step(state, batch, face_model)
             window.record(done, metrics, host_batch.get("clip_key", ()))
             saving = actions.is_due(done, config.checkpoint_every, total)

@@ -11,14 +11,23 @@ import optax
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.geometry.camera import Camera
 from cpem_jax.losses import exp_loss_weight, identity_consistency_loss, perceptual_loss
+from cpem_jax.losses.distillation import DISTILL_TERMS, distill_weight, distillation_terms
 from cpem_jax.losses.objective import (TRAINING_WEIGHTS, Targets, combine_losses,
                                        reconstruction_terms)
 from cpem_jax.losses.perceptual import EmbedFn
 from cpem_jax.networks.pe_net import fold_frames
 from cpem_jax.train.state import TrainState, current_learning_rate
 
-# Batch keys that go to the device (identifiers stay on the host).
+# Batch keys that go to the device (identifiers stay on the host); the teacher keys only when
+# the batch has them (training with distillation).
 ARRAY_KEYS = ("image", "skin_mask", "landmarks", "front_flag")
+TEACHER_KEYS = ("teacher_expression", "teacher_rotation", "teacher_translation",
+                "teacher_valid")
+
+
+def device_keys(batch: Mapping) -> tuple:
+    """ARRAY_KEYS, plus TEACHER_KEYS when the batch carries teacher targets."""
+    return ARRAY_KEYS + (TEACHER_KEYS if TEACHER_KEYS[0] in batch else ())
 
 
 def training_terms(model: FaceModel, coeffs, camera: Camera, targets: Targets, frames: int,
@@ -58,7 +67,8 @@ def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarra
 
     Args:
       batch: image [B, T, H, W, 3] in [0, 1], skin_mask [B, T, H, W], landmarks [B, T, 68, 2]
-        pixels, front_flag [B, T] bool.
+        pixels, front_flag [B, T] bool; optionally the TEACHER_KEYS (`data.pipeline`), which
+        add the distillation terms.
       weights: loss weights by term name (defaults: TRAINING_WEIGHTS).
       perceptual_frames: see `training_terms`.
     Returns:
@@ -77,17 +87,22 @@ def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarra
                       front_flag=fold_frames(batch["front_flag"]))
     terms, rendered = training_terms(face_model, coeffs, camera, targets, frames, render_fn,
                                      embed_fn, perceptual_frames)
+    if TEACHER_KEYS[0] in batch:
+        terms.update(distillation_terms(
+            coeffs, *(fold_frames(batch[k]) for k in TEACHER_KEYS)))
     total, terms = combine_losses(terms, weights, TRAINING_WEIGHTS)
     return total, (terms, new_stats, coeffs, rendered)
 
 
 def make_train_step(camera: Camera, loss_weights: Mapping[str, float], total_steps: int,
                     exp_start_fraction: float, render_fn: Optional[Callable],
-                    embed_fn: Optional[EmbedFn] = None, perceptual_frames: int = 0) -> Callable:
+                    embed_fn: Optional[EmbedFn] = None, perceptual_frames: int = 0,
+                    distill_fade: tuple = (1.0, 1.0)) -> Callable:
     """Builds `train_step(state, batch, face_model) -> (state, metrics)` (pure; jit it).
 
-    The L_exp weight follows the schedule (0 before exp_start_fraction of total_steps);
-    `perceptual_frames`: see `training_terms`.
+    The L_exp weight follows the schedule (0 before exp_start_fraction of total_steps); the
+    distillation weights follow `losses.distillation.distill_weight` with `distill_fade` =
+    (fade_start_fraction, final_fraction); `perceptual_frames`: see `training_terms`.
     """
     static_weights = dict(loss_weights)
 
@@ -95,6 +110,10 @@ def make_train_step(camera: Camera, loss_weights: Mapping[str, float], total_ste
         weights = dict(static_weights)
         weights["exp"] = exp_loss_weight(state.step, total_steps, exp_start_fraction,
                                          static_weights.get("exp", TRAINING_WEIGHTS["exp"]))
+        for name in DISTILL_TERMS:
+            if name in static_weights:
+                weights[name] = distill_weight(state.step, total_steps, static_weights[name],
+                                               *distill_fade)
 
         def loss_fn(params):
             return forward_losses(params, state.batch_stats, state.apply_fn, batch, face_model,
@@ -111,6 +130,8 @@ def make_train_step(camera: Camera, loss_weights: Mapping[str, float], total_ste
             "train/learning_rate": current_learning_rate(state.opt_state),
             "train/lambda_exp": weights["exp"],
         })
+        if "distill_exp" in weights:
+            metrics["train/lambda_distill_exp"] = weights["distill_exp"]
         return new_state, metrics
 
     return train_step

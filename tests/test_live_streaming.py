@@ -1,0 +1,122 @@
+"""The streaming estimator on points projected from the face model with known coefficients: the
+per-frame landmark solve recovers them, the live calibration runs and is used, profiles round-trip
+and are checked against the model."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cpem_jax.detect.base import Detections
+from cpem_jax.estimation.identity import IdentityProfile, ProfileError
+from cpem_jax.estimation.live_front import LiveFront
+from cpem_jax.estimation.streaming import StreamConfig, StreamingEstimator
+from cpem_jax.face_model.dense_landmarks import dense_landmarks_for
+from cpem_jax.face_model.model import Coefficients
+from cpem_jax.geometry.camera import crop_camera
+from cpem_jax.geometry.pipeline import project_landmarks
+from cpem_jax.losses.landmark import project_dense
+
+SIZE = 320  # The "camera image" the synthetic points are projected into.
+TRUE_UNITS = {"jawOpen": 0.6, "eyeBlink_L": 0.9, "mouthSmile_R": 0.5, "browInnerUp_L": 0.4}
+
+
+class ProjectedFace:
+    """A front end in MediaPipe's VIDEO mode whose face is the model posed with known
+    coefficients (no image is looked at)."""
+
+    def __init__(self, model, coeffs):
+        camera = crop_camera(SIZE)
+        dense = dense_landmarks_for(model)
+        self.landmarks = np.asarray(project_landmarks(model, coeffs, camera))[0]
+        self.dense = np.asarray(project_dense(dense, coeffs, camera))[0]
+        self.calls = []
+
+    def detect_video(self, image, timestamp_s):
+        self.calls.append(timestamp_s)
+        lo, hi = self.dense.min(axis=0), self.dense.max(axis=0)
+        return Detections(np.concatenate([lo, hi])[None], self.landmarks[None],
+                          np.full(1, np.nan), dense=self.dense[None])
+
+
+def _coefficients(model, identity=None):
+    expression = np.zeros(model.n_expression, np.float32)
+    for name, value in TRUE_UNITS.items():
+        expression[model.expression_index(name)] = value
+    return Coefficients(
+        identity=jnp.asarray((np.zeros(model.n_identity) if identity is None else identity)[None],
+                             jnp.float32),
+        expression=jnp.asarray(expression[None]), albedo=jnp.zeros((1, model.n_albedo)),
+        lighting=jnp.zeros((1, 3, 9)), rotation=jnp.array([[0.05, 0.25, -0.05]], jnp.float32),
+        translation=jnp.array([[1.0, -2.0, 5.0]], jnp.float32))
+
+
+def test_the_landmark_solve_recovers_known_expression_and_pose(model):
+    rng = np.random.default_rng(0)
+    identity = np.zeros(model.n_identity, np.float32)
+    identity[:10] = 0.8 * rng.standard_normal(10)
+    truth = _coefficients(model, identity)
+    front = ProjectedFace(model, truth)
+    profile = IdentityProfile(identity=identity, albedo=np.zeros(model.n_albedo, np.float32),
+                              face_model=model.name, n_expression=model.n_expression)
+    estimator = StreamingEstimator(model, LiveFront(front), StreamConfig(), profile=profile)
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    results = [estimator.process(i, i / 30.0, image) for i in range(20)]
+    last = results[-1]
+    assert all(r.found and r.calibrated for r in results)
+    truth_expression = np.asarray(truth.expression[0])
+    error = np.abs(last.expression - truth_expression)
+    for name in TRUE_UNITS:
+        k = model.expression_index(name)
+        assert error[k] < 0.15, (name, last.expression[k], truth_expression[k])
+    assert error.mean() < 0.035
+    assert np.mean([np.abs(r.expression - truth_expression).mean() for r in results[:3]]) > \
+        error.mean() + 0.02  # It improved from the cold start (warm start across frames).
+    assert abs(last.rotation[1] - 0.25) < 0.06 and abs(last.rotation[0] - 0.05) < 0.06
+    # The model's 68 points land on the front end's (image pixels).
+    assert np.abs(last.landmarks_fitted - front.landmarks).mean() < 1.0
+    assert estimator.summary()["identity"] == "profile"
+    # A still face gives still weights once settled.
+    assert np.abs(results[-1].expression - results[-2].expression).max() < 0.05
+
+
+def test_live_calibration_runs_in_the_background_and_is_used(model):
+    truth = _coefficients(model)
+    front = ProjectedFace(model, truth)
+    config = StreamConfig(calibration_frames=4, keyframes=2, identity_iterations=40)
+    estimator = StreamingEstimator(model, LiveFront(front), config)
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    first = [estimator.process(i, i / 30.0, image) for i in range(4)]
+    assert not any(r.calibrated for r in first)
+    assert estimator.wait_for_calibration(300)
+    later = estimator.process(4, 4 / 30.0, image)
+    assert later.calibrated and estimator.calibrated_at == 4
+    summary = estimator.summary()
+    assert summary["identity"] == "live" and summary["frames"] == 4 and summary["keyframes"] == 2
+    assert estimator.profile.identity.shape == (model.n_identity,)
+    assert np.isfinite(estimator.profile.identity).all()
+
+
+def test_profiles_round_trip_and_refuse_another_model(model, tmp_path):
+    rng = np.random.default_rng(1)
+    profile = IdentityProfile(identity=rng.standard_normal(model.n_identity).astype(np.float32),
+                              albedo=rng.standard_normal(model.n_albedo).astype(np.float32),
+                              face_model=model.name, n_expression=model.n_expression,
+                              photometric=True, frames=40, keyframes=8, source="me.mp4")
+    path = profile.save(str(tmp_path / "me"))
+    assert path.endswith("me.npz")
+    back = IdentityProfile.load(path, model)
+    np.testing.assert_array_equal(back.identity, profile.identity)
+    np.testing.assert_array_equal(back.albedo, profile.albedo)
+    assert (back.photometric, back.frames, back.source) == (True, 40, "me.mp4")
+    other = IdentityProfile(identity=profile.identity, albedo=profile.albedo,
+                            face_model="bfm09", n_expression=model.n_expression)
+    with pytest.raises(ProfileError, match="calibrated for face model 'bfm09'"):
+        other.check(model)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ProfileError, match="is not an identity profile"):
+        IdentityProfile.load(str(tmp_path / "junk.npz"))
+    np.savez(tmp_path / "old.npz", identity=profile.identity, albedo=profile.albedo,
+             meta='{"format": "cpem-jax identity profile", "version": 0}')
+    with pytest.raises(ProfileError, match="version 0"):
+        IdentityProfile.load(str(tmp_path / "old.npz"))
+    with pytest.raises(ProfileError, match="does not exist"):
+        IdentityProfile.load(str(tmp_path / "none.npz"))
