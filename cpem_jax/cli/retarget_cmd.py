@@ -59,8 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--method", choices=("fit", "net"), default="fit",
                    help="fit: per-video fitting (no trained weights needed); net: the trained "
-                   "network frame by frame (needs --checkpoint)")
-    p.add_argument("--checkpoint", metavar="DIR", help="training workdir for --method net")
+                   "network frame by frame (the weights shipped with cpem-jax, or --checkpoint)")
+    p.add_argument("--checkpoint", metavar="PATH", help="for --method net: a training workdir or "
+                   "a weights file (cpem-jax model export-net)")
     p.add_argument("--face-model", help="model .npz or ICT archive (default: CPEM_FACE_MODEL "
                    "or ../shared/assets/ICT-FaceKit-master.zip)")
     p.add_argument("--face", type=int, default=0, help="which face: 0 = the largest, 1 = the "

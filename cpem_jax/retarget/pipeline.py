@@ -72,7 +72,7 @@ class RetargetOptions:
       output: output folder.
       method: "fit" or "net".
       fit_config: FitConfig for "fit".
-      checkpoint: training workdir for "net".
+      checkpoint: for "net", a training workdir or a weights file (None: the shipped weights).
       face_model: face model spec, or None for the default.
       landmarker: the front end by name ("auto", "mediapipe", "dlib").
       face: which face (0 = largest).
