@@ -303,7 +303,7 @@ def test_no_face_in_a_blank_image_exits_2_with_one_line(model_npz, tmp_path, cap
     ("tiny_image", "smaller than the 32 px minimum"),
     ("missing_input", "does not exist"),
     ("missing_avatar", "avatar file"),
-    ("net_without_checkpoint", "--checkpoint"),
+    ("net_missing_checkpoint", "not found; pass --checkpoint"),
     ("bad_outputs", "--outputs"),
 ])
 def test_error_paths_exit_2(kind, expected, model_npz, tmp_path, capsys):
@@ -322,8 +322,8 @@ def test_error_paths_exit_2(kind, expected, model_npz, tmp_path, capsys):
         args = [str(tmp_path / "nothing.mp4")]
     elif kind == "missing_avatar":
         args += ["--avatar", str(tmp_path / "nobody.glb")]
-    elif kind == "net_without_checkpoint":
-        args += ["--method", "net"]
+    elif kind == "net_missing_checkpoint":
+        args += ["--method", "net", "--checkpoint", str(tmp_path / "none.msgpack")]
     elif kind == "bad_outputs":
         args += ["--outputs", "csv,fbx"]
     status = main(["retarget", *args, "-o", str(tmp_path / "out"), "--face-model", model_npz,
