@@ -87,7 +87,9 @@ def test_flipped_clips_carry_mirrored_targets(synthetic_root, fake_model):
     for flip in (0.0, 1.0):
         config = pipeline.PipelineConfig(
             batch_size=2, num_frames=2, image_size=SIZE, shuffle=False,
-            augment=pipeline.augment_lib.AugmentConfig(flip_probability=flip))
+            augment=pipeline.augment_lib.AugmentConfig(  # Only the flip: the rest is
+                flip_probability=flip, max_shift=0.0, scale_range=(1.0, 1.0),  # tested below.
+                max_rotation_deg=0.0))
         batch = next(pipeline.make_iterator(index, config, teachers, names))
         assert batch["teacher_expression"].shape == (2, 2, len(names))
         assert batch["teacher_valid"].tolist() == [[1.0, 1.0], [1.0, 1.0]]
@@ -208,3 +210,38 @@ def test_window_weighting_draws_long_clips_by_their_length(synthetic_root):
     assert drawn.count(long_clip.clip_id) == len(long_clip)
     with pytest.raises(ValueError, match="clip_weighting"):
         pipeline.PipelineConfig(clip_weighting="frames")
+
+
+@pytest.mark.parametrize("scale, rotation_deg, shift", [
+    (1.05, 5.0, (1.5, -1.0)), (0.95, -5.0, (-1.6, 1.6)), (1.0, 3.0, (0.0, 0.0))])
+def test_augmented_pose_targets_follow_the_augmented_image(synthetic_root, fake_model, scale,
+                                                           rotation_deg, shift):
+    """The model posed with the moved targets lands where the augmentation moved the points."""
+    from cpem_jax.data.augment import ClipAugmentation, geometry_matrix
+    from cpem_jax.geometry.camera import (DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL,
+                                          crop_camera)
+    from cpem_jax.geometry.pipeline import project_landmarks
+    from cpem_jax.synthetic.ground_truth import load_ground_truth
+    gt = load_ground_truth(synthetic_root)
+    coeffs = Coefficients(identity=jnp.asarray(gt.identity), expression=jnp.asarray(gt.expression),
+                          albedo=jnp.asarray(gt.albedo), lighting=jnp.asarray(gt.lighting),
+                          rotation=jnp.asarray(gt.rotation),
+                          translation=jnp.asarray(gt.translation))
+    camera = crop_camera(SIZE)
+    points = np.asarray(project_landmarks(fake_model, coeffs, camera))
+    np.testing.assert_allclose(points, gt.landmarks, atol=1e-3)
+    a, b = geometry_matrix(ClipAugmentation(scale=scale, rotation_deg=rotation_deg, shift=shift),
+                           SIZE)
+    wanted = points @ a.T + b
+    rotation, translation = teacher_lib.augment_targets(
+        gt.rotation, gt.translation, scale, rotation_deg, shift, SIZE, DEFAULT_FOCAL_PER_PIXEL,
+        DEFAULT_DISTANCE_CM)
+    moved = np.asarray(project_landmarks(fake_model, coeffs.replace(
+        rotation=jnp.asarray(rotation), translation=jnp.asarray(translation)), camera))
+    unmoved_error = np.abs(points - wanted).mean()
+    assert unmoved_error > 0.2  # The augmentation moves the points by a fraction of a pixel+.
+    error = np.abs(moved - wanted).mean()
+    if scale == 1.0 and shift == (0.0, 0.0):
+        assert error < 1e-3  # An in-plane rotation is exact.
+    else:  # Scale and shift are exact at the model origin, first-order over the face's depth.
+        assert error < 0.15 * unmoved_error

@@ -17,7 +17,8 @@ Each batch is a dict of numpy arrays:
 
 With teacher targets (`teachers`, from `cpem_jax.data.teacher.load_teachers`) the batch also has
   teacher_expression  [B, T, K] float32, the fit's expression weights (mirrored with the clip)
-  teacher_rotation    [B, T, 3] float32 radians; teacher_translation [B, T, 3] float32 cm
+  teacher_rotation    [B, T, 3] float32 radians; teacher_translation [B, T, 3] float32 cm,
+                      moved with the clip's augmentation (`teacher.augment_targets`)
   teacher_valid       [B, T]    float32, 1 where the frame has a teacher row, else 0
 
 All T frames of a sample come from one clip (same person and video). Order: clips are shuffled
@@ -42,6 +43,7 @@ from cpem_jax.data import augment as augment_lib
 from cpem_jax.data import ibug68, sampling
 from cpem_jax.data import teacher as teacher_lib
 from cpem_jax.data.cpem_folder import Clip, CpemIndex, Frame, FrameReadError, load_frame
+from cpem_jax.geometry.camera import DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class PipelineConfig:
                                          # once per T-frame window it holds, so a long video
                                          # weighs by its length
     mask_threshold: Optional[float] = 0.5
+    focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL  # the crop camera, for teacher pose targets
+    distance_cm: float = DEFAULT_DISTANCE_CM
     seed: int = 0
     shuffle: bool = True
     num_epochs: Optional[int] = None     # None repeats forever
@@ -137,10 +141,10 @@ class ClipLoader(grain.transforms.RandomMap):
             "flipped": np.bool_(aug.flip),
         }
         if self._teachers is not None:
-            sample.update(self._teacher_targets(clip, frame_ids, aug.flip))
+            sample.update(self._teacher_targets(clip, frame_ids, aug))
         return sample
 
-    def _teacher_targets(self, clip: Clip, frame_ids: np.ndarray, flip: bool
+    def _teacher_targets(self, clip: Clip, frame_ids: np.ndarray, aug
                          ) -> Dict[str, np.ndarray]:
         table = self._teachers.get(clip.clip_id)
         k = len(self._mirror)
@@ -150,7 +154,11 @@ class ClipLoader(grain.transforms.RandomMap):
         else:
             rows = [table.lookup(int(f)) for f in frame_ids]
         expression, rotation, translation = (np.stack([r[i] for r in rows]) for i in range(3))
-        if flip:
+        cfg = self._config
+        rotation, translation = teacher_lib.augment_targets(
+            rotation, translation, aug.scale, aug.rotation_deg, aug.shift, cfg.image_size,
+            cfg.focal_per_pixel, cfg.distance_cm)
+        if aug.flip:
             expression, rotation, translation = teacher_lib.mirror_targets(
                 expression, rotation, translation, self._mirror)
         return {"teacher_expression": expression.astype(np.float32),

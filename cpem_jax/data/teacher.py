@@ -9,10 +9,15 @@ weights and head pose are targets for the network on those files.
     row = teachers[clip.clip_id].lookup(frame_id)   # (expression [K], rotation [3],
                                                     #  translation [3], valid)
 
-Mirroring (a flipped clip): the image is mirrored about the vertical axis, so left and right
-units swap (`_L` <-> `_R`, `Left` <-> `Right`), and with R = Rz(roll) Ry(yaw) Rx(pitch) the
-mirrored head has (pitch, -yaw, -roll) and translation (-x, y, z). The augmentation's small
-rotation, scale and shift (at most 5 degrees, 5 %) are not carried into the pose targets.
+The clip's geometric augmentation moves the pose targets with the image (`augment_targets`,
+for the crop camera: principal point at the centre, looking down -z). An image rotation by theta
+about the centre (u right, v down) is the camera-space rotation Rz(-theta), so with
+R = Rz(roll) Ry(yaw) Rx(pitch) the roll becomes roll - theta and the translation turns with it; a
+scale s about the centre puts the model origin at 1/s of its depth; a shift (du, dv) pixels moves
+it by (du, -dv) * depth / focal. Scale and shift are exact for the model origin and first-order
+for the rest of the face (its depth spread is small against the camera distance). Mirroring (a
+flipped clip) follows: left and right units swap (`_L` <-> `_R`, `Left` <-> `Right`), the head
+gets (pitch, -yaw, -roll) and translation (-x, y, z).
 
 A synthetic split (`cpem-jax synth`) has exact targets: its `ground_truth.npz` (beside `data/`)
 is read as the teacher of every frame it lists.
@@ -95,6 +100,27 @@ def mirror_targets(expression: np.ndarray, rotation: np.ndarray, translation: np
     sign_rot = np.array([1.0, -1.0, -1.0], np.float32)
     sign_t = np.array([-1.0, 1.0, 1.0], np.float32)
     return expression[..., perm], rotation * sign_rot, translation * sign_t
+
+
+def augment_targets(rotation: np.ndarray, translation: np.ndarray, scale: float,
+                    rotation_deg: float, shift, size: int, focal_per_pixel: float,
+                    distance_cm: float):
+    """The pose targets [..., 3] of an image rotated by `rotation_deg` and scaled by `scale`
+    about its centre, then shifted by `shift` = (du, dv) pixels (`data.augment.geometry_matrix`
+    without its flip; mirror after with `mirror_targets`). Returns (rotation, translation)."""
+    theta = np.deg2rad(rotation_deg)
+    c, s_ = np.cos(theta), np.sin(theta)
+    rotation = np.array(rotation, np.float64, copy=True)
+    t = np.asarray(translation, np.float64)
+    rotation[..., 2] -= theta
+    x = c * t[..., 0] + s_ * t[..., 1]
+    y = -s_ * t[..., 0] + c * t[..., 1]
+    depth = (distance_cm - t[..., 2]) / scale
+    focal = focal_per_pixel * size
+    x = x + shift[0] * depth / focal
+    y = y - shift[1] * depth / focal
+    out = np.stack([x, y, distance_cm - depth], axis=-1)
+    return rotation.astype(np.float32), out.astype(np.float32)
 
 
 def _read_rows(csv_path: str) -> Dict[str, int]:

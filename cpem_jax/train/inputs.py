@@ -88,6 +88,8 @@ def make_pipeline_config(config: ml_collections.ConfigDict, seed: int
                   image_size=config.model.image_size, seed=seed,
                   worker_count=config.data.workers, shard_index=jax.process_index(),
                   clip_weighting=config.data.get("clip_weighting", "clip"),
+                  focal_per_pixel=float(config.camera.focal_per_pixel),
+                  distance_cm=float(config.camera.distance_cm),
                   shard_count=jax.process_count())
     if not config.data.augment:
         kwargs["augment"] = pipeline.augment_lib.AugmentConfig(enabled=False)
