@@ -63,3 +63,17 @@ def test_shipped_weights_load_and_run_when_present():
     coeffs = predictor(np.full((2, s, s, 3), 128, np.uint8))
     assert np.isfinite(coeffs.expression).all() and coeffs.expression.shape[0] == 2
     assert ((coeffs.expression >= 0) & (coeffs.expression <= 1)).all()
+
+
+def test_export_net_command_writes_the_file_and_refuses_a_wrong_name(trained_workdir, tmp_path,
+                                                                     capsys):
+    from cpem_jax.cli.main import main
+    out = tmp_path / "net.msgpack"
+    assert main(["model", "export-net", trained_workdir, "-o", str(out)]) == 0
+    assert out.is_file() and (tmp_path / "net.json").is_file()
+    assert "step 2" in capsys.readouterr().out
+    assert main(["model", "export-net", trained_workdir, "-o", str(tmp_path / "net.bin")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "must end in .msgpack" in err[0]
+    assert main(["model", "export-net", str(tmp_path / "nowhere"), "-o", str(out)]) == 2
+    assert "config.json" in capsys.readouterr().err

@@ -10,12 +10,13 @@ one-line message names the fix.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
 import zipfile
 from typing import List, Optional
+
+from cpem_jax.io.checksum import file_sha256
 
 TASK_ENV = "CPEM_FACE_LANDMARKER_TASK"
 TASK_FILENAME = "face_landmarker.task"
@@ -45,15 +46,6 @@ def task_search_paths() -> List[str]:
     repository)."""
     return [os.path.join(_cache_dir(), TASK_FILENAME),
             os.path.join(_shared_dir(), "assets", TASK_FILENAME)]
-
-
-def file_sha256(path: str) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_task_file(path: str, sha256: Optional[str] = TASK_SHA256) -> str:

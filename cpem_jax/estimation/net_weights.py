@@ -14,7 +14,6 @@ command and commit that produced it).
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 from typing import Any, Dict, Optional
@@ -27,6 +26,7 @@ from flax import serialization
 
 from cpem_jax.estimation.network import CheckpointError, NetPredictor
 from cpem_jax.face_model import load_face_model
+from cpem_jax.io.checksum import file_sha256
 from cpem_jax.networks.pe_net import init_pe_net, pe_net_from_config
 
 SCHEMA_VERSION = "1.0"
@@ -40,14 +40,6 @@ def shipped_weights_path() -> str:
 
 def sidecar_path(path: str) -> str:
     return os.path.splitext(path)[0] + ".json"
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_weights(workdir: str, out_path: str, provenance: Optional[Dict[str, Any]] = None,
@@ -69,7 +61,7 @@ def export_weights(workdir: str, out_path: str, provenance: Optional[Dict[str, A
         "face_model": predictor.model.name,
         "unit_names": list(predictor.model.expression_names),
         "parameters": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(half))),
-        "bytes": os.path.getsize(out_path), "sha256": _sha256(out_path),
+        "bytes": os.path.getsize(out_path), "sha256": file_sha256(out_path),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "provenance": dict(provenance or {}),
     }
@@ -97,7 +89,7 @@ def load_weights(path: str, face_model: Optional[str] = None) -> NetPredictor:
     except (OSError, ValueError, KeyError) as err:
         raise CheckpointError(f"{meta_path} is not a weights sidecar ({err}); export the "
                               f"weights again") from err
-    if meta.get("sha256") and meta["sha256"] != _sha256(path):
+    if meta.get("sha256") and meta["sha256"] != file_sha256(path):
         raise CheckpointError(f"{path} does not match the sha256 in {meta_path}: the file is "
                               f"damaged or was replaced; export or download it again")
     model = load_face_model(face_model or config.get("face_model") or None)

@@ -54,6 +54,22 @@ def _aflw_block(scores: dict, missed: np.ndarray, yaw_deg: np.ndarray) -> dict:
             "unscored": scores["n_unscored"]}
 
 
+def _estimate(landmarker, front, make_estimator, data, progress: bool, desc: str):
+    """The estimator of `make_estimator` on every annotated image, its front end seeing only the
+    annotated face (the ground-truth box where the detector misses it)."""
+    front_end = annotated.GroundTruthBoxLandmarker(landmarker, front.offset)
+    return annotated.estimate_annotated(make_estimator(front_end), front_end, data.image_paths,
+                                        data.landmarks, progress=progress, desc=desc)
+
+
+def _timings(est) -> dict:
+    """Wall and CPU seconds per image of an estimator run (mean; first and median image)."""
+    return {"seconds_per_image": float(np.mean(est.seconds)),
+            "cpu_seconds_per_image": float(np.mean(est.cpu_s)),
+            "seconds_first_image": float(est.seconds[0]),
+            "seconds_median_image": float(np.median(est.seconds))}
+
+
 def run_aflw2000(root: str, landmarker,
                  make_estimator: Optional[Callable[[annotated.GroundTruthBoxLandmarker], object]]
                  = None, limit: Optional[int] = None, progress: bool = True,
@@ -103,11 +119,8 @@ def run_aflw2000(root: str, landmarker,
         out["pose_mae_deg"] = None
         out["label"] = f"{name} front end, raw 68 points"
     else:
-        front_end = annotated.GroundTruthBoxLandmarker(landmarker, front.offset)
-        estimator = make_estimator(front_end)
-        est = annotated.estimate_annotated(estimator, front_end, data.image_paths,
-                                           data.landmarks, progress=progress,
-                                           desc=f"{method or 'estimator'} on AFLW2000-3D")
+        est = _estimate(landmarker, front, make_estimator, data, progress,
+                        f"{method or 'estimator'} on AFLW2000-3D")
         scores = aflw2000.aflw2000_scores(est.landmarks, data.landmarks, data.yaw_deg,
                                           est.missed)
         out.update(_aflw_block(scores, est.missed, data.yaw_deg))
@@ -115,10 +128,7 @@ def run_aflw2000(root: str, landmarker,
         out["pose_mae_deg"] = {k: pose[k] for k in ("pitch", "yaw", "roll")}
         out["pose_geodesic_deg"] = pose["geodesic"]
         out["pose_scored"] = pose["count"]
-        out["seconds_per_image"] = float(np.mean(est.seconds))
-        out["cpu_seconds_per_image"] = float(np.mean(est.cpu_s))
-        out["seconds_first_image"] = float(est.seconds[0])
-        out["seconds_median_image"] = float(np.median(est.seconds))
+        out.update(_timings(est))
         out["label"] = f"{method or 'estimator'} ({name} front end)"
         nme = 100 * landmarks.nme(est.landmarks, data.landmarks,
                                   landmarks.box_size(landmarks.landmark_box(data.landmarks)))
@@ -192,16 +202,11 @@ def run_landmarks68(root: str, landmarker,
         out.update(front_block)
         out["label"] = f"{name} front end, raw 68 points"
     else:
-        front_end = annotated.GroundTruthBoxLandmarker(landmarker, front.offset)
-        estimator = make_estimator(front_end)
-        est = annotated.estimate_annotated(estimator, front_end, data.image_paths,
-                                           data.landmarks, progress=progress,
-                                           desc=f"{method or 'estimator'} on 68-point set")
+        est = _estimate(landmarker, front, make_estimator, data, progress,
+                        f"{method or 'estimator'} on 68-point set")
         es = landmarks68.landmarks68_scores(est.landmarks, data.landmarks, est.missed)
         out.update(block(es))
-        out["seconds_per_image"] = float(np.mean(est.seconds))
-        out["cpu_seconds_per_image"] = float(np.mean(est.cpu_s))
-        out["seconds_first_image"] = float(est.seconds[0])
+        out.update(_timings(est))
         out["label"] = f"{method or 'estimator'} ({name} front end)"
         for i, row in enumerate(per_image):
             row.update({"nme_interocular": float(es["per_image_interocular"][i]),
