@@ -169,3 +169,28 @@ def test_unknown_landmarker_name_is_one_clear_error():
     from cpem_jax.estimation.estimate import make_estimator
     with pytest.raises(ValueError, match="unknown landmarker 'openface'"):
         make_estimator("fit", landmarker="openface")
+
+
+def test_a_hidden_iris_holds_its_eye_gaze(ict_model, ict_dense):
+    """A closed eye's iris is hidden (weight 0), so the fit's gaze prior holds that eye's
+    eyeLook* units and leaves the open eye's alone."""
+    from cpem_jax.fit.objective import gaze_hidden_term
+    m = ict_model
+    frames = [{}, {"eyeBlink_L": 1.0, "eyeBlink_R": 1.0}, {"eyeBlink_L": 1.0}]
+    expression = np.zeros((len(frames), m.n_expression), np.float32)
+    for row, units in enumerate(frames):
+        for name, value in units.items():
+            expression[row, m.expression_index(name)] = value
+    fitter = SequenceFitter(m, FitConfig(size=224, photo_size=32, photometric=False),
+                            dense=ict_dense)
+    dense_uv, _ = _dense_targets(m, ict_dense, fitter.config.camera(), expression,
+                                 np.zeros((len(frames), 3)), np.zeros(m.n_identity))
+    hidden = fitter.gaze_hidden(dense_uv)                     # [3, 2]: (left, right) eye.
+    np.testing.assert_allclose(hidden, [[0, 0], [1, 1], [1, 0]], atol=1e-6)
+    assert np.all(fitter.gaze_hidden(np.full_like(dense_uv, np.nan)) == 1)   # No points.
+    gaze = np.zeros_like(expression)
+    gaze[:, m.expression_index("eyeLookDown_L")] = 0.5
+    gaze[:, m.expression_index("eyeLookIn_R")] = 0.4
+    term = gaze_hidden_term(jnp.asarray(gaze), jnp.asarray(hidden), ict_dense.gaze_units)
+    # Frame 0: nothing hidden; frame 1: both eyes (0.25 + 0.16); frame 2: the left (0.25).
+    np.testing.assert_allclose(term, (0.0 + 0.41 + 0.25) / 3, rtol=1e-5)

@@ -120,3 +120,26 @@ def test_profiles_round_trip_and_refuse_another_model(model, tmp_path):
         IdentityProfile.load(str(tmp_path / "old.npz"))
     with pytest.raises(ProfileError, match="does not exist"):
         IdentityProfile.load(str(tmp_path / "none.npz"))
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"),
+                    reason="threads have their own nice value on Linux only")
+def test_the_calibration_thread_runs_at_a_lower_priority():
+    """`lower_thread_priority` lowers the calling thread's priority and not the process's."""
+    import os
+    import threading
+    from cpem_jax.estimation.identity import lower_thread_priority
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = {}
+
+    def run():
+        tid = threading.get_native_id()
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
+        seen["lowered"] = lower_thread_priority(5)
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, tid)
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen["lowered"] and seen["after"] == min(19, seen["before"] + 5)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
+    assert not lower_thread_priority(0)

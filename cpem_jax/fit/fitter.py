@@ -205,16 +205,27 @@ class SequenceFitter:
         """Per-point weights [N, P] float32 of detected dense points [N, P, 2]: the region
         weight, 0 where a point is not finite or the model lacks it, and the iris points scaled
         by how open their eye is (`IRIS_OPENNESS`)."""
-        dense = self.dense
         points = np.asarray(dense_points_, np.float64)
         weights = np.where(np.isfinite(points).all(axis=-1), self._region_weights[None], 0.0)
-        openness = eye_openness(dense, points)                              # [N, 2]
-        lo, hi = IRIS_OPENNESS
-        seen = np.clip((np.nan_to_num(openness) - lo) / (hi - lo), 0.0, 1.0)
-        eye = np.asarray(dense.eye)
+        seen = self.iris_seen(points)
+        eye = np.asarray(self.dense.eye)
         for e in (0, 1):
             weights[:, eye == e] *= seen[:, e:e + 1]
         return weights.astype(np.float32)
+
+    def iris_seen(self, dense_points_: np.ndarray) -> np.ndarray:
+        """[N, 2] float in [0, 1]: how far each eye's iris is seen in detected dense points
+        [N, P, 2], from the eye's openness (`IRIS_OPENNESS`; 0 where the points are missing)."""
+        openness = eye_openness(self.dense, np.asarray(dense_points_, np.float64))   # [N, 2]
+        lo, hi = IRIS_OPENNESS
+        return np.clip((np.nan_to_num(openness) - lo) / (hi - lo), 0.0, 1.0)
+
+    def gaze_hidden(self, dense_points_: np.ndarray) -> Optional[np.ndarray]:
+        """[N, 2] float32 for `FitData.gaze_hidden` (1 - `iris_seen`), or None when the
+        model's table has no iris points (nothing to hold)."""
+        if not np.any(np.asarray(self.dense.valid)[np.asarray(self.dense.eye) >= 0]):
+            return None
+        return (1.0 - self.iris_seen(dense_points_)).astype(np.float32)
 
     def _data(self, crops: np.ndarray, landmarks: np.ndarray, anchor: FrameParams,
               anchor_weight: float, dense: Optional[np.ndarray] = None,
@@ -231,13 +242,16 @@ class SequenceFitter:
                               for im in image])
         targets = Targets(image=jnp.asarray(image), skin_mask=jnp.asarray(skin),
                           landmarks=jnp.asarray(landmarks, jnp.float32))
+        hidden = None
         if dense is not None:
             targets = targets.replace(
                 dense=jnp.asarray(np.nan_to_num(dense), jnp.float32),
                 dense_weights=jnp.asarray(dense_weights, jnp.float32))
+            hidden = self.gaze_hidden(dense)
         return FitData(targets=targets, anchor=anchor, anchor_weight=jnp.float32(anchor_weight),
                        unit_sparsity=self._unit_sparsity,
-                       consecutive=jnp.float32(1.0 if consecutive else 0.0))
+                       consecutive=jnp.float32(1.0 if consecutive else 0.0),
+                       gaze_hidden=None if hidden is None else jnp.asarray(hidden))
 
     def initial_poses(self, landmarks: np.ndarray, dense: Optional[np.ndarray] = None,
                       identity: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:

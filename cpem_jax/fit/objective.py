@@ -1,5 +1,6 @@
 """The fitting objective: the shared reconstruction terms (`cpem_jax.losses.objective`) of one
-video's frames with a locked identity, plus a temporal prior and a lighting prior."""
+video's frames with a locked identity, plus a temporal prior, a lighting prior and a prior on the
+gaze of eyes whose iris is hidden."""
 from __future__ import annotations
 
 import dataclasses
@@ -28,6 +29,7 @@ class FitWeights:
     exp: float = FITTING_WEIGHTS["exp"]
     temporal: float = FITTING_WEIGHTS["temporal"]
     lighting_reg: float = FITTING_WEIGHTS["lighting_reg"]
+    gaze_hidden: float = FITTING_WEIGHTS["gaze_hidden"]
 
 
 @flax.struct.dataclass
@@ -41,6 +43,8 @@ class FitData:
       anchor: FrameParams with leading [1]: the frame before this batch (temporal prior), and
       anchor_weight: [] float32, 0 when there is no previous frame.
       unit_sparsity: None, or [K_exp] float32 per-unit factors of the sparsity prior.
+      gaze_hidden: None, or [N, 2] float32 in [0, 1]: how far each eye's iris is hidden (1: a
+        closed eye, whose iris points weigh 0), for the gaze prior (`gaze_hidden_term`).
       consecutive: [] float32, 1 when the N frames are consecutive frames of the video (the
         temporal prior ties each to the one before), 0 when they are not (keyframes spread
         over a video: only the anchor pair counts).
@@ -50,6 +54,7 @@ class FitData:
     anchor_weight: jnp.ndarray
     unit_sparsity: Optional[jnp.ndarray] = None
     consecutive: jnp.ndarray = flax.struct.field(default_factory=lambda: jnp.float32(1.0))
+    gaze_hidden: Optional[jnp.ndarray] = None
 
 
 def _temporal(frames: FrameParams, anchor: FrameParams, anchor_weight,
@@ -63,6 +68,20 @@ def _temporal(frames: FrameParams, anchor: FrameParams, anchor_weight,
     return total
 
 
+def gaze_hidden_term(expression: jnp.ndarray, hidden: jnp.ndarray,
+                     gaze_units: jnp.ndarray) -> jnp.ndarray:
+    """The gaze prior of hidden irises: expression [N, K], hidden [N, 2] (per eye, 1 = the iris
+    is not seen), gaze_units [2, 4] (each eye's eyeLookIn/Out/Up/Down indices) -> [] the mean
+    over frames of sum over eyes of hidden * (sum of that eye's squared eyeLook* weights).
+
+    A closed eye's lids can be fitted by eyeBlink alone or by part of it plus eyeLookDown (ICT's
+    look-down lowers the upper lid); with the iris unseen nothing tells them apart, and the
+    gaze stays where this prior holds it: at rest."""
+    gaze = jnp.take(expression, gaze_units.reshape(-1), axis=-1).reshape(
+        expression.shape[:-1] + gaze_units.shape)                           # [N, 2, 4]
+    return jnp.mean(jnp.sum(hidden * jnp.sum(gaze ** 2, axis=-1), axis=-1))
+
+
 def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: FaceModel,
               camera: Camera, weights: FitWeights, render_fn: Optional[Callable],
               photometric: bool, dense: Optional[DenseLandmarks] = None
@@ -74,6 +93,9 @@ def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: F
                                     photometric=photometric, dense=dense,
                                     unit_sparsity=data.unit_sparsity)
     terms["temporal"] = _temporal(frames, data.anchor, data.anchor_weight, data.consecutive)
+    if data.gaze_hidden is not None and dense is not None:
+        terms["gaze_hidden"] = gaze_hidden_term(frames.expression, data.gaze_hidden,
+                                                dense.gaze_units)
     if photometric:
         dc_free = frames.lighting.at[..., 0].set(0.0)
         terms["lighting_reg"] = jnp.mean(jnp.sum(dc_free ** 2, axis=(-2, -1)))
