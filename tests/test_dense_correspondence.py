@@ -135,3 +135,27 @@ def test_eye_openness_of_detected_points(ict_dense):
         points[pairs[e, :, 0]] = [[10, -4], [15, -5], [20, -4]]
         points[pairs[e, :, 1]] = [[10, 4], [15, 5], [20, 4]]
     np.testing.assert_allclose(dl.eye_openness(ict_dense, points), [26 / 90] * 2, rtol=1e-6)
+
+
+def test_dense_68_of_an_estimate_in_image_pixels(ict_model, ict_dense):
+    """`evaluation.annotated.dense68_image`: the estimated face's points at MediaPipe's 68,
+    projected by the estimate's crop camera and mapped back through its crop affine: the crop
+    points are those of `project_dense` (and agree with ICT's own inner landmarks), the image
+    points undo the affine, and a frame without a face is a NaN row."""
+    import types
+    from cpem_jax.evaluation.annotated import dense68_image
+    from cpem_jax.geometry.pipeline import project_landmarks
+    camera = crop_camera(224)
+    coeffs = ict_model.layout().zeros((1,)).replace(
+        rotation=jnp.array([[0.1, 0.3, 0.0]]), translation=jnp.array([[0.5, -1.0, 3.0]]))
+    affine = np.array([[0.5, 0.0, 10.0], [0.0, 0.5, -20.0]])      # image -> crop
+    estimate = types.SimpleNamespace(face_found=np.array([False, True]),
+                                     coefficients=lambda: coeffs, camera=camera,
+                                     crop_affine=np.stack([affine, affine]))
+    got = dense68_image(estimate, ict_dense)
+    assert got.shape == (2, 68, 2) and np.isnan(got[0]).all()
+    crop = np.asarray(project_dense(ict_dense, coeffs, camera))[0, IBUG68_FROM_MESH]
+    np.testing.assert_allclose(got[1] * 0.5 + affine[:, 2], crop, atol=1e-3)
+    own = np.asarray(project_landmarks(ict_model, coeffs, camera))[0]
+    inter_ocular = np.linalg.norm(own[36] - own[45])
+    assert np.linalg.norm(crop[17:] - own[17:], axis=1).mean() < 0.03 * inter_ocular

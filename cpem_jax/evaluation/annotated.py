@@ -286,6 +286,8 @@ class EstimatorPredictions:
       seconds: [N] wall seconds of each estimator call (read, detect, crop, estimate).
       cpu_s: [N] process CPU seconds of each call.
       errors: N strings, "" or the reason an image has no estimate.
+      landmarks_dense68: [N, 68, 2] float64 the fitted face's points at the dense front end's
+        68 (`dense68_image`), image pixels; None when the model has no dense table.
     """
     landmarks: np.ndarray
     rotation: np.ndarray
@@ -295,6 +297,30 @@ class EstimatorPredictions:
     seconds: np.ndarray
     cpu_s: np.ndarray
     errors: List[str]
+    landmarks_dense68: Optional[np.ndarray] = None
+
+
+def dense68_image(estimate, table) -> np.ndarray:
+    """The estimated face's 68 points taken where the dense front end takes its own: the model's
+    surface points of mesh vertices `IBUG68_FROM_MESH` (through the model's dense
+    correspondence `table`, a `DenseLandmarks`), projected by the estimate's crop camera and
+    mapped to image pixels -> [N, 68, 2] float64 (NaN rows where no face).
+
+    The model's own 68 landmark vertices are one choice of 68 surface points; these are the
+    ones MediaPipe's 68 are read at, so the two score the same points."""
+    from cpem_jax.detect.mediapipe_mesh import IBUG68_FROM_MESH
+    from cpem_jax.losses.landmark import project_dense
+
+    out = np.full((len(estimate.face_found), N_LANDMARKS, 2), np.nan)
+    found = np.flatnonzero(estimate.face_found)
+    if len(found) == 0:
+        return out
+    crop = np.asarray(project_dense(table, estimate.coefficients(), estimate.camera),
+                      np.float64)[:, IBUG68_FROM_MESH]                     # [M, 68, 2]
+    for row, i in enumerate(found):
+        a = np.asarray(estimate.crop_affine[i], np.float64)
+        out[i] = (crop[row] - a[:, 2]) @ np.linalg.inv(a[:, :2]).T
+    return out
 
 
 def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
@@ -319,6 +345,8 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
     unit_names: List[str] = list(getattr(getattr(estimator, "model", None),
                                          "expression_names", ()) or ())
     missed = np.zeros(n, bool)
+    table = _dense_table(estimator)
+    dense68 = None if table is None else np.full((n, N_LANDMARKS, 2), np.nan)
     seconds, cpu_s = np.zeros(n), np.zeros(n)
     errors = [""] * n
     iterator = range(n)
@@ -341,6 +369,8 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
             _LOG.warning("%s: %s", os.path.basename(image_paths[i]), errors[i])
             continue
         pred[i] = estimate.landmarks_fitted_image()[0]
+        if dense68 is not None:
+            dense68[i] = dense68_image(estimate, table)[0]
         rotation[i] = estimate.per_frame("rotation")[0]
         expressions[i] = np.asarray(estimate.per_frame("expression")[0], np.float64)
         unit_names = list(estimate.unit_names)
@@ -350,5 +380,17 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
         if row is not None:
             expression[i] = row
     return EstimatorPredictions(pred, rotation, expression, unit_names, missed, seconds, cpu_s,
-                                errors)
+                                errors, dense68)
+
+
+def _dense_table(estimator):
+    """The estimator's face model's dense correspondence (None without a model or a table)."""
+    model = getattr(estimator, "model", None)
+    if model is None:
+        return None
+    from cpem_jax.face_model.dense_landmarks import dense_landmarks_for
+    try:
+        return dense_landmarks_for(model)
+    except (KeyError, ValueError, OSError):
+        return None
 

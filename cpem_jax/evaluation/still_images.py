@@ -87,7 +87,9 @@ def run_aflw2000(root: str, landmarker,
       A JSON-ready dict (NaN kept as float; `write_json` writes null): `nme_by_yaw_bin` [3] %,
       `nme_mean` (mean of the bins), `n_by_yaw_bin`, `detector_misses`, `pose_mae_deg`
       ({pitch, yaw, roll} or None for the front end only), `seconds_per_image`, `front_end_only`
-      (the same NME fields for the raw 68 points), `per_image`, settings and the paper's rows.
+      (the same NME fields for the raw 68 points), `dense_68` (the same for the fitted face's
+      points at the dense front end's 68, `annotated.dense68_image`, when the model has a dense
+      table), `per_image`, settings and the paper's rows.
     """
     data = aflw2000.load_aflw2000(root, limit)
     labels = landmarks.yaw_bin_labels()
@@ -130,8 +132,14 @@ def run_aflw2000(root: str, landmarker,
         out["pose_scored"] = pose["count"]
         out.update(_timings(est))
         out["label"] = f"{method or 'estimator'} ({name} front end)"
-        nme = 100 * landmarks.nme(est.landmarks, data.landmarks,
-                                  landmarks.box_size(landmarks.landmark_box(data.landmarks)))
+        gt_size = landmarks.box_size(landmarks.landmark_box(data.landmarks))
+        nme = 100 * landmarks.nme(est.landmarks, data.landmarks, gt_size)
+        nme_dense = None
+        if est.landmarks_dense68 is not None:
+            out["dense_68"] = _aflw_block(
+                aflw2000.aflw2000_scores(est.landmarks_dense68, data.landmarks, data.yaw_deg,
+                                         est.missed), est.missed, data.yaw_deg)
+            nme_dense = 100 * landmarks.nme(est.landmarks_dense68, data.landmarks, gt_size)
         for row, i in zip(per_image, range(len(per_image))):
             row.update({"nme": float(nme[i]), "missed": bool(est.missed[i]),
                         "seconds": float(est.seconds[i]),
@@ -139,6 +147,8 @@ def run_aflw2000(root: str, landmarker,
                         "pose_geodesic_deg": float(pose["per_image"][i, 3]),
                         "estimated_rotation_deg": np.degrees(est.rotation[i]).tolist(),
                         "error": est.errors[i] or None})
+            if nme_dense is not None:
+                row["nme_dense_68"] = float(nme_dense[i])
     for row, pose_deg in zip(per_image, data.angles_deg):
         row["release_angles_deg"] = pose_deg.tolist()
     out["per_image"] = per_image
@@ -157,6 +167,8 @@ def _arrays(names, front, est) -> dict:
         arrays.update({"landmarks": est.landmarks, "rotation": est.rotation,
                        "expression": est.expression, "unit_names": np.asarray(est.unit_names),
                        "missed": est.missed, "seconds": est.seconds})
+        if est.landmarks_dense68 is not None:
+            arrays["landmarks_dense68"] = est.landmarks_dense68
     return arrays
 
 
@@ -208,11 +220,18 @@ def run_landmarks68(root: str, landmarker,
         out.update(block(es))
         out.update(_timings(est))
         out["label"] = f"{method or 'estimator'} ({name} front end)"
+        nme_dense = None
+        if est.landmarks_dense68 is not None:
+            ds = landmarks68.landmarks68_scores(est.landmarks_dense68, data.landmarks, est.missed)
+            out["dense_68"] = {**block(ds), "seconds_per_image": out["seconds_per_image"]}
+            nme_dense = ds["per_image_interocular"]
         for i, row in enumerate(per_image):
             row.update({"nme_interocular": float(es["per_image_interocular"][i]),
                         "nme_box": float(es["per_image_box"][i]),
                         "missed": bool(est.missed[i]), "seconds": float(est.seconds[i]),
                         "error": est.errors[i] or None})
+            if nme_dense is not None:
+                row["nme_interocular_dense_68"] = float(nme_dense[i])
     out["per_image"] = per_image
     machine = _machine()
     machine["load_average_before"] = load_before
@@ -263,6 +282,9 @@ def aflw2000_markdown(results: dict) -> str:
 
     if not results["landmarker_only"]:
         lines.append(row(f"ours: {results['label']}, model landmarks", results))
+        if results.get("dense_68"):
+            lines.append(row(f"ours: {results['label']}, the model's points at the dense "
+                             "front end's 68", results["dense_68"]))
     lines.append(row(f"ours: {results['front_end']} front end, raw 68 points",
                      results["front_end_only"]))
     for title, paper in results["paper"].items():
@@ -313,6 +335,9 @@ def landmarks68_markdown(results: dict) -> str:
 
     if not results["landmarker_only"]:
         lines.append(row(f"ours: {results['label']}, model landmarks", results))
+        if results.get("dense_68"):
+            lines.append(row(f"ours: {results['label']}, the model's points at the dense "
+                             "front end's 68", results["dense_68"]))
     lines.append(row(f"ours: {results['front_end']} front end, raw 68 points",
                      results["front_end_only"]))
     m = results["machine"]
