@@ -194,3 +194,33 @@ def test_a_hidden_iris_holds_its_eye_gaze(ict_model, ict_dense):
     term = gaze_hidden_term(jnp.asarray(gaze), jnp.asarray(hidden), ict_dense.gaze_units)
     # Frame 0: nothing hidden; frame 1: both eyes (0.25 + 0.16); frame 2: the left (0.25).
     np.testing.assert_allclose(term, (0.0 + 0.41 + 0.25) / 3, rtol=1e-5)
+
+
+def test_the_eye_opening_term_matches_openings_not_positions(ict_model, ict_dense):
+    """`eye_aperture_term` is 0 when the fitted eyes open as far as the detected ones wherever
+    they sit (shifted points), grows with the opening's difference, and skips an eye whose lid
+    points are missing."""
+    from cpem_jax.fit.objective import eye_aperture_term, eye_openness_of
+    from cpem_jax.losses.objective import Targets
+    m = ict_model
+    expression = np.zeros((2, m.n_expression), np.float32)
+    expression[1, m.expression_index("eyeBlink_L")] = 1.0
+    detected, _ = _dense_targets(m, ict_dense, crop_camera(224), expression, np.zeros((2, 3)),
+                                 np.zeros(m.n_identity))
+    targets = Targets(image=jnp.zeros((2, 1, 1, 3)), skin_mask=jnp.zeros((2, 1, 1)),
+                      landmarks=jnp.zeros((2, 68, 2)), dense=jnp.asarray(detected),
+                      dense_weights=jnp.ones(detected.shape[:2]))
+    rotation = jnp.zeros((2, 3))
+    term = lambda fitted, t=targets: float(eye_aperture_term(jnp.asarray(fitted), t, ict_dense,
+                                                             rotation))
+    assert term(detected + 3.0) < 1e-10                       # Moved, same openings.
+    opening = np.asarray(eye_openness_of(jnp.asarray(detected), ict_dense))
+    assert opening[1, 0] < 0.1 < 0.3 < opening[0, 0]          # The blink shut the left eye.
+    swapped = detected[::-1]                                  # Each frame gets the other's eyes.
+    # (The eyes' visibility weights, both near 1, differ in the 4th digit.)
+    np.testing.assert_allclose(term(swapped), np.sum((opening[::-1] - opening) ** 2) / 4,
+                               rtol=2e-3)
+    lid = int(np.asarray(ict_dense.aperture_pairs)[0, 0, 0])
+    missing = targets.replace(dense_weights=targets.dense_weights.at[:, lid].set(0.0))
+    # Only the right eyes count now, and they open alike in both frames.
+    assert term(swapped, missing) < 1e-10

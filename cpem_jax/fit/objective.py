@@ -1,18 +1,20 @@
 """The fitting objective: the shared reconstruction terms (`cpem_jax.losses.objective`) of one
 video's frames with a locked identity, plus a temporal prior, a lighting prior and a prior on the
-gaze of eyes whose iris is hidden."""
+gaze of eyes whose iris is hidden, and (with dense points) a term on each eye's opening."""
 from __future__ import annotations
 
 import dataclasses
 from typing import Callable, Dict, Optional, Tuple
 
 import flax.struct
+import jax
 import jax.numpy as jnp
 
 from cpem_jax.face_model.dense_landmarks import DenseLandmarks
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.params import FrameParams, SharedParams, to_coefficients
 from cpem_jax.geometry.camera import Camera
+from cpem_jax.losses.landmark import project_dense, visibility_weights
 from cpem_jax.losses.objective import (FITTING_WEIGHTS, Targets, combine_losses,
                                        reconstruction_terms)
 
@@ -30,6 +32,7 @@ class FitWeights:
     temporal: float = FITTING_WEIGHTS["temporal"]
     lighting_reg: float = FITTING_WEIGHTS["lighting_reg"]
     gaze_hidden: float = FITTING_WEIGHTS["gaze_hidden"]
+    eye_aperture: float = FITTING_WEIGHTS["eye_aperture"]
 
 
 @flax.struct.dataclass
@@ -82,6 +85,38 @@ def gaze_hidden_term(expression: jnp.ndarray, hidden: jnp.ndarray,
     return jnp.mean(jnp.sum(hidden * jnp.sum(gaze ** 2, axis=-1), axis=-1))
 
 
+def eye_openness_of(points: jnp.ndarray, dense: DenseLandmarks) -> jnp.ndarray:
+    """Each eye's opening in dense points [N, P, 2] -> [N, 2] (left, right): the mean gap of
+    the upper/lower lid pairs over the corner-to-corner width (traced twin of
+    `face_model.dense_landmarks.eye_openness`)."""
+    pairs, corners = dense.aperture_pairs, dense.eye_corners
+    gap = jnp.linalg.norm(points[:, pairs[..., 0]] - points[:, pairs[..., 1]], axis=-1)
+    width = jnp.linalg.norm(points[:, corners[:, 0]] - points[:, corners[:, 1]], axis=-1)
+    return jnp.mean(gap, axis=-1) / jnp.maximum(width, 1e-6)
+
+
+def eye_aperture_term(fitted: jnp.ndarray, targets: Targets, dense: DenseLandmarks,
+                      rotation: jnp.ndarray) -> jnp.ndarray:
+    """The eye-opening prior: fitted [N, P, 2] and detected (`targets.dense`) points -> []
+    the weighted mean over frames and eyes of (fitted opening - detected opening)^2.
+
+    The landmark term matches each lid point's position; an eye's opening is the small
+    difference of two of them and goes where the positions leave it. On a wink the detected
+    lower lid rises with the cheek, which ICT's eyeBlink does not do: the positions are met
+    halfway with eyeBlink ~0.35 while the detected eye is shut. This term matches the opening
+    itself. An eye counts with the smallest weight of its lid and corner points (0 where one
+    is missing) times their mean visibility (`losses.landmark.visibility_weights`)."""
+    detected = jnp.nan_to_num(targets.dense)
+    rows = jnp.concatenate([dense.aperture_pairs.reshape(2, -1), dense.eye_corners], axis=1)
+    weights = (targets.dense_weights if targets.dense_weights is not None
+               else jnp.ones(detected.shape[:2], jnp.float32))
+    present = (jnp.min(weights[:, rows], axis=-1) > 0).astype(jnp.float32)            # [N, 2]
+    seen = jnp.mean(visibility_weights(dense, rotation)[:, rows], axis=-1)              # [N, 2]
+    w = jax.lax.stop_gradient(present * seen)
+    error = eye_openness_of(fitted, dense) - eye_openness_of(detected, dense)
+    return jnp.sum(w * error ** 2) / jnp.maximum(jnp.sum(w), 1.0)
+
+
 def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: FaceModel,
               camera: Camera, weights: FitWeights, render_fn: Optional[Callable],
               photometric: bool, dense: Optional[DenseLandmarks] = None
@@ -93,6 +128,9 @@ def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: F
                                     photometric=photometric, dense=dense,
                                     unit_sparsity=data.unit_sparsity)
     terms["temporal"] = _temporal(frames, data.anchor, data.anchor_weight, data.consecutive)
+    if dense is not None and data.targets.dense is not None:
+        terms["eye_aperture"] = eye_aperture_term(project_dense(dense, coeffs, camera),
+                                                  data.targets, dense, coeffs.rotation)
     if data.gaze_hidden is not None and dense is not None:
         terms["gaze_hidden"] = gaze_hidden_term(frames.expression, data.gaze_hidden,
                                                 dense.gaze_units)

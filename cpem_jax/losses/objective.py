@@ -71,9 +71,12 @@ TRAINING_WEIGHTS: Dict[str, float] = {
 # eye): without it a closed eye is fitted as half a blink plus a look down, whose lid motion
 # closes the rest (`fit.objective.gaze_hidden_term`).
 GAZE_HIDDEN_WEIGHT = 1.0
+# The fit's term on each eye's opening (lid gap / eye width) against the detected points'
+# (`fit.objective.eye_aperture_term`).
+EYE_APERTURE_WEIGHT = 1.0
 FITTING_WEIGHTS: Dict[str, float] = {
     "pho": 1.9, "lm": 80.0, "reg": 1e-4, "sp": 0.25, "exp": 10.0, "temporal": 0.005,
-    "lighting_reg": 1e-3, "gaze_hidden": GAZE_HIDDEN_WEIGHT}
+    "lighting_reg": 1e-3, "gaze_hidden": GAZE_HIDDEN_WEIGHT, "eye_aperture": EYE_APERTURE_WEIGHT}
 # Distillation toward a teacher fit (`losses.distillation`) is optional in training: its
 # weights come from the config and default to off here.
 DISTILL_WEIGHTS: Dict[str, float] = {"distill_exp": 0.0, "distill_pose": 0.0}
