@@ -143,3 +143,37 @@ def test_the_calibration_thread_runs_at_a_lower_priority():
     assert seen["lowered"] and seen["after"] == min(19, seen["before"] + 5)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
     assert not lower_thread_priority(0)
+
+
+def test_the_calibration_thread_switches_often_and_restores_the_interval():
+    """While the identity stage runs, Python switches threads every
+    CALIBRATION_SWITCH_INTERVAL_S (the frames keep getting the interpreter lock); afterwards the
+    interval is what it was, also when the stage fails."""
+    import sys
+    from cpem_jax.estimation.identity import CALIBRATION_SWITCH_INTERVAL_S, IdentityCalibration
+    seen = []
+
+    class Fitter:
+        def __init__(self, fail):
+            self.fail = fail
+
+        def fit_identity(self, crops, landmarks, dense):
+            seen.append(sys.getswitchinterval())
+            if self.fail:
+                raise ValueError("no identity")
+            return SharedStub(), np.arange(2), None
+
+    class SharedStub:
+        identity = np.zeros(3, np.float32)
+        albedo = np.zeros(2, np.float32)
+
+    before = sys.getswitchinterval()
+    for fail in (False, True):
+        calibration = IdentityCalibration(2)
+        for _ in range(2):
+            calibration.add(np.zeros((8, 8, 3), np.uint8), np.zeros((68, 2), np.float32))
+        calibration.start(Fitter(fail))
+        calibration.thread.join()
+        assert calibration.done.is_set() and (calibration.error is not None) == fail
+        assert sys.getswitchinterval() == pytest.approx(before)
+    assert seen == [pytest.approx(CALIBRATION_SWITCH_INTERVAL_S)] * 2

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Tuple
 
 import cv2
-import jax.numpy as jnp
 import numpy as np
 
 from cpem_jax.geometry.camera import Camera
@@ -42,14 +41,26 @@ def solve_pose(model_points: np.ndarray, image_points: np.ndarray, camera: Camer
       (translation added to the camera's rest position); zeros when fewer than MIN_POINTS
       points are finite or the solver fails.
     """
-    model_points = np.asarray(model_points, np.float64)
+    return _solve_pose(np.asarray(model_points, np.float64), image_points, _intrinsics(camera))
+
+
+def _intrinsics(camera: Camera) -> Tuple[np.ndarray, np.ndarray]:
+    """(OpenCV's camera matrix K [3, 3], the rest translation [3]) as host float64 arrays: read
+    from the camera once, not once per frame (each read of a device scalar waits for it)."""
+    focal, cx, cy = (float(v) for v in (camera.focal, camera.cx, camera.cy))
+    k = np.array([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]])
+    return k, np.asarray(camera.base_translation, np.float64)
+
+
+def _solve_pose(model_points: np.ndarray, image_points: np.ndarray, intrinsics
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """`solve_pose` on host arrays, with `_intrinsics` of the camera (numpy and OpenCV only)."""
+    k, base_translation = intrinsics
     image_points = np.asarray(image_points, np.float64)
     ok = np.isfinite(image_points).all(axis=1) & np.isfinite(model_points).all(axis=1)
     if ok.sum() < MIN_POINTS:
         return np.zeros(3, np.float32), np.zeros(3, np.float32)
     obj, img = model_points[ok], image_points[ok]
-    k = np.array([[float(camera.focal), 0.0, float(camera.cx)],
-                  [0.0, float(camera.focal), float(camera.cy)], [0.0, 0.0, 1.0]])
     try:
         found, rvec, tvec = cv2.solvePnP(obj, img, k, None, flags=cv2.SOLVEPNP_SQPNP)
         if found:
@@ -60,8 +71,8 @@ def solve_pose(model_points: np.ndarray, image_points: np.ndarray, camera: Camer
             or float(np.ravel(tvec)[2]) <= 0:
         return np.zeros(3, np.float32), np.zeros(3, np.float32)
     rotation = _FLIP @ cv2.Rodrigues(rvec)[0]
-    translation = _FLIP @ tvec.reshape(3) - np.asarray(camera.base_translation, np.float64)
-    angles = np.asarray(matrix_to_euler(jnp.asarray(rotation, jnp.float32)), np.float32)
+    translation = _FLIP @ tvec.reshape(3) - base_translation
+    angles = matrix_to_euler(rotation, xp=np).astype(np.float32)
     return angles, translation.astype(np.float32)
 
 
@@ -69,7 +80,9 @@ def solve_poses(model_points: np.ndarray, image_points: np.ndarray, camera: Came
                 ) -> Tuple[np.ndarray, np.ndarray]:
     """`solve_pose` per frame: model_points [P, 3], image_points [N, P, 2] -> (rotation [N, 3],
     translation [N, 3]) float32."""
-    poses = [solve_pose(model_points, frame, camera) for frame in np.asarray(image_points)]
+    intrinsics = _intrinsics(camera)
+    model_points = np.asarray(model_points, np.float64)
+    poses = [_solve_pose(model_points, frame, intrinsics) for frame in np.asarray(image_points)]
     if not poses:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
     rotation, translation = zip(*poses)

@@ -35,12 +35,13 @@ def euler_to_matrix(angles, xp=jnp):
     return rz @ ry @ rx
 
 
-def matrix_to_euler(matrix: jnp.ndarray) -> jnp.ndarray:
+def matrix_to_euler(matrix: jnp.ndarray, xp=jnp) -> jnp.ndarray:
     """R [..., 3, 3] -> angles [..., 3] (pitch, yaw, roll), the inverse of `euler_to_matrix`.
 
-    Exact for |yaw| < pi/2 (away from gimbal lock).
+    Exact for |yaw| < pi/2 (away from gimbal lock). `xp=numpy` evaluates it in numpy (host
+    code that must not dispatch device operations one by one).
     """
-    pitch = jnp.arctan2(matrix[..., 2, 1], matrix[..., 2, 2])
-    yaw = jnp.arcsin(jnp.clip(-matrix[..., 2, 0], -1.0, 1.0))
-    roll = jnp.arctan2(matrix[..., 1, 0], matrix[..., 0, 0])
-    return jnp.stack([pitch, yaw, roll], axis=-1)
+    pitch = xp.arctan2(matrix[..., 2, 1], matrix[..., 2, 2])
+    yaw = xp.arcsin(xp.clip(-matrix[..., 2, 0], -1.0, 1.0))
+    roll = xp.arctan2(matrix[..., 1, 0], matrix[..., 0, 0])
+    return xp.stack([pitch, yaw, roll], axis=-1)
