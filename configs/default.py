@@ -59,6 +59,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.loss.distill_pose = 0.0
     c.loss.distill_fade_start = 1.0
     c.loss.distill_final_fraction = 1.0
+    # distill_pose's translation unit, cm (`losses.distillation.TRANSLATION_SCALE_CM`).
+    c.loss.distill_translation_cm = 10.0
 
     c.total_steps = 300_000
     c.log_every = 50

@@ -54,6 +54,21 @@ def test_distillation_terms_average_over_valid_frames_only():
     np.testing.assert_allclose(terms["distill_pose"], 0.09 / 3 + 0.09 / 3, rtol=1e-5)
     none = distillation_terms(coeffs, expression, rotation, translation, jnp.zeros(2))
     assert float(none["distill_exp"]) == 0.0 and float(none["distill_pose"]) == 0.0
+    # A 30 cm translation unit weighs the 3 cm depth error a ninth as much.
+    wide = distillation_terms(coeffs, expression, rotation, translation, jnp.array([1.0, 0.0]),
+                              translation_scale_cm=30.0)
+    np.testing.assert_allclose(wide["distill_pose"], 0.09 / 3 + 0.01 / 3, rtol=1e-5)
+
+
+def test_a_non_positive_translation_unit_is_a_setup_error():
+    from configs import default
+    from cpem_jax.train.errors import TrainingSetupError
+    from cpem_jax.train.loop import distill_translation_cm
+    config = default.get_config()
+    assert distill_translation_cm(config) == 10.0
+    config.loss.distill_translation_cm = 0.0
+    with pytest.raises(TrainingSetupError, match="distill_translation_cm"):
+        distill_translation_cm(config)
 
 
 def test_distill_weight_is_full_then_fades_linearly():

@@ -30,18 +30,22 @@ def _masked_mean(per_frame: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
 
 
 def distillation_terms(coeffs: Coefficients, expression: jnp.ndarray, rotation: jnp.ndarray,
-                       translation: jnp.ndarray, valid: jnp.ndarray) -> Dict[str, jnp.ndarray]:
+                       translation: jnp.ndarray, valid: jnp.ndarray,
+                       translation_scale_cm: float = TRANSLATION_SCALE_CM
+                       ) -> Dict[str, jnp.ndarray]:
     """The two terms (module docstring) for N frames.
 
     Args:
       coeffs: the network's Coefficients, leading [N].
       expression: [N, K] teacher expression weights; rotation [N, 3] radians; translation
         [N, 3] cm; valid: [N] float (1 where the frame has a teacher row).
+      translation_scale_cm: the translation error's unit in distill_pose (a larger unit
+        weighs it less against the rotation).
     """
     valid = valid.astype(jnp.float32)
     exp_err = jnp.mean(jnp.square(coeffs.expression - expression), axis=-1)
     rot_err = jnp.mean(jnp.square(coeffs.rotation - rotation), axis=-1)
-    t_err = jnp.mean(jnp.square((coeffs.translation - translation) / TRANSLATION_SCALE_CM),
+    t_err = jnp.mean(jnp.square((coeffs.translation - translation) / translation_scale_cm),
                      axis=-1)
     return {"distill_exp": _masked_mean(exp_err, valid),
             "distill_pose": _masked_mean(rot_err + t_err, valid)}

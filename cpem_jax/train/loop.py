@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from cpem_jax.face_model import load_face_model
 from cpem_jax.geometry.camera import crop_camera
+from cpem_jax.losses.distillation import TRANSLATION_SCALE_CM
 from cpem_jax.networks import pe_net_from_config
 from cpem_jax.train import actions, checkpoint, inputs, sharding
 from cpem_jax.train.errors import NonFiniteLossError  # noqa: F401 (raised by actions; API)
@@ -41,6 +42,15 @@ def loss_weights(config: ml_collections.ConfigDict) -> dict:
     if config.data.get("teacher", False):
         weights.update({k: float(config.loss.get(k, 0.0)) for k in DISTILL_KEYS})
     return weights
+
+
+def distill_translation_cm(config: ml_collections.ConfigDict) -> float:
+    """The translation unit of distill_pose (`config.loss.distill_translation_cm`)."""
+    value = float(config.loss.get("distill_translation_cm", TRANSLATION_SCALE_CM))
+    if not value > 0:
+        raise TrainingSetupError(f"--config.loss.distill_translation_cm must be > 0 (cm), got "
+                                 f"{value}")
+    return value
 
 
 def distill_fade(config: ml_collections.ConfigDict) -> tuple:
@@ -116,6 +126,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     mesh = sharding.data_mesh()
     sharding.check_batch_divides(config.data.batch_clips, mesh)
     check_perceptual_choice(config)
+    distill_translation_cm(config)
     index = inputs.load_index(config)
     face_model = load_face_model(config.face_model or None)
     unit_names = list(face_model.expression_names)
@@ -139,11 +150,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         make_train_step(camera, weights, config.total_steps, config.loss.exp_start_fraction,
                         render_fn, embed_fn,
                         perceptual_frames=int(config.loss.get("perceptual_frames", 0)),
-                        distill_fade=distill_fade(config)),
+                        distill_fade=distill_fade(config),
+                        distill_translation_cm=distill_translation_cm(config)),
         donate_argnums=(0,), out_shardings=(state_shardings(state), replicated))
     eval_fn = jax.jit(lambda s, b, m: forward_losses(
         s.params, s.batch_stats, s.apply_fn, b, m, camera, weights, render_fn, embed_fn,
-        train=False))
+        train=False, distill_translation_cm=distill_translation_cm(config)))
 
     is_chief = jax.process_index() == 0
     sink = actions.ScalarSink(workdir, enabled=is_chief)

@@ -11,7 +11,8 @@ import optax
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.geometry.camera import Camera
 from cpem_jax.losses import exp_loss_weight, identity_consistency_loss, perceptual_loss
-from cpem_jax.losses.distillation import DISTILL_TERMS, distill_weight, distillation_terms
+from cpem_jax.losses.distillation import (DISTILL_TERMS, TRANSLATION_SCALE_CM, distill_weight,
+                                          distillation_terms)
 from cpem_jax.losses.objective import (TRAINING_WEIGHTS, Targets, combine_losses,
                                        reconstruction_terms)
 from cpem_jax.losses.perceptual import EmbedFn
@@ -62,7 +63,8 @@ def training_terms(model: FaceModel, coeffs, camera: Camera, targets: Targets, f
 def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarray],
                    face_model: FaceModel, camera: Camera, weights: Mapping[str, jnp.ndarray],
                    render_fn: Optional[Callable], embed_fn: Optional[EmbedFn],
-                   train: bool = True, perceptual_frames: int = 0):
+                   train: bool = True, perceptual_frames: int = 0,
+                   distill_translation_cm: float = TRANSLATION_SCALE_CM):
     """Losses of one batch of B clips x T frames.
 
     Args:
@@ -71,6 +73,7 @@ def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarra
         add the distillation terms.
       weights: loss weights by term name (defaults: TRAINING_WEIGHTS).
       perceptual_frames: see `training_terms`.
+      distill_translation_cm: the translation unit of distill_pose (`distillation_terms`).
     Returns:
       (total, (terms dict, new batch_stats, coefficients [N], FaceRender over the input)).
     """
@@ -89,7 +92,8 @@ def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarra
                                      embed_fn, perceptual_frames)
     if TEACHER_KEYS[0] in batch:
         terms.update(distillation_terms(
-            coeffs, *(fold_frames(batch[k]) for k in TEACHER_KEYS)))
+            coeffs, *(fold_frames(batch[k]) for k in TEACHER_KEYS),
+            translation_scale_cm=distill_translation_cm))
     total, terms = combine_losses(terms, weights, TRAINING_WEIGHTS)
     return total, (terms, new_stats, coeffs, rendered)
 
@@ -97,7 +101,8 @@ def forward_losses(params, batch_stats, apply_fn, batch: Mapping[str, jnp.ndarra
 def make_train_step(camera: Camera, loss_weights: Mapping[str, float], total_steps: int,
                     exp_start_fraction: float, render_fn: Optional[Callable],
                     embed_fn: Optional[EmbedFn] = None, perceptual_frames: int = 0,
-                    distill_fade: tuple = (1.0, 1.0)) -> Callable:
+                    distill_fade: tuple = (1.0, 1.0),
+                    distill_translation_cm: float = TRANSLATION_SCALE_CM) -> Callable:
     """Builds `train_step(state, batch, face_model) -> (state, metrics)` (pure; jit it).
 
     The L_exp weight follows the schedule (0 before exp_start_fraction of total_steps); the
@@ -118,7 +123,8 @@ def make_train_step(camera: Camera, loss_weights: Mapping[str, float], total_ste
         def loss_fn(params):
             return forward_losses(params, state.batch_stats, state.apply_fn, batch, face_model,
                                   camera, weights, render_fn, embed_fn,
-                                  perceptual_frames=perceptual_frames)
+                                  perceptual_frames=perceptual_frames,
+                                  distill_translation_cm=distill_translation_cm)
 
         (total, (terms, new_stats, _, _)), grads = jax.value_and_grad(
             loss_fn, has_aux=True)(state.params)
