@@ -185,9 +185,9 @@ def test_a_hidden_iris_holds_its_eye_gaze(ict_model, ict_dense):
                             dense=ict_dense)
     dense_uv, _ = _dense_targets(m, ict_dense, fitter.config.camera(), expression,
                                  np.zeros((len(frames), 3)), np.zeros(m.n_identity))
-    hidden = fitter.gaze_hidden(dense_uv)                     # [3, 2]: (left, right) eye.
+    hidden = fitter.dense_inputs(dense_uv)[1]                 # [3, 2]: (left, right) eye.
     np.testing.assert_allclose(hidden, [[0, 0], [1, 1], [1, 0]], atol=1e-6)
-    assert np.all(fitter.gaze_hidden(np.full_like(dense_uv, np.nan)) == 1)   # No points.
+    assert np.all(fitter.dense_inputs(np.full_like(dense_uv, np.nan))[1] == 1)   # No points.
     gaze = np.zeros_like(expression)
     gaze[:, m.expression_index("eyeLookDown_L")] = 0.5
     gaze[:, m.expression_index("eyeLookIn_R")] = 0.4
@@ -200,7 +200,8 @@ def test_the_eye_opening_term_matches_openings_not_positions(ict_model, ict_dens
     """`eye_aperture_term` is 0 when the fitted eyes open as far as the detected ones wherever
     they sit (shifted points), grows with the opening's difference, and skips an eye whose lid
     points are missing."""
-    from cpem_jax.fit.objective import eye_aperture_term, eye_openness_of
+    from cpem_jax.face_model.dense_landmarks import eye_openness
+    from cpem_jax.fit.objective import eye_aperture_term
     from cpem_jax.losses.objective import Targets
     m = ict_model
     expression = np.zeros((2, m.n_expression), np.float32)
@@ -214,7 +215,7 @@ def test_the_eye_opening_term_matches_openings_not_positions(ict_model, ict_dens
     term = lambda fitted, t=targets: float(eye_aperture_term(jnp.asarray(fitted), t, ict_dense,
                                                              rotation))
     assert term(detected + 3.0) < 1e-10                       # Moved, same openings.
-    opening = np.asarray(eye_openness_of(jnp.asarray(detected), ict_dense))
+    opening = eye_openness(ict_dense, detected)
     assert opening[1, 0] < 0.1 < 0.3 < opening[0, 0]          # The blink shut the left eye.
     swapped = detected[::-1]                                  # Each frame gets the other's eyes.
     # (The eyes' visibility weights, both near 1, differ in the 4th digit.)

@@ -245,10 +245,9 @@ class StreamingEstimator:
                           landmarks=jnp.asarray(landmarks, jnp.float32))
         hidden = None
         if dense is not None:
-            weights = self.fitter.dense_weights(dense)
+            weights, hidden = self.fitter.dense_inputs(dense)
             targets = targets.replace(dense=jnp.asarray(np.nan_to_num(dense), jnp.float32),
                                       dense_weights=jnp.asarray(weights, jnp.float32))
-            hidden = self.fitter.gaze_hidden(dense)
         anchor = init if anchor is None else anchor
         data = FitData(targets=targets, anchor=anchor, anchor_weight=jnp.float32(anchor_weight),
                        consecutive=jnp.float32(1.0), unit_sparsity=self._unit_sparsity,

@@ -232,16 +232,17 @@ def dense_points(dense: DenseLandmarks, identity: jnp.ndarray,
     return jnp.where((dense.eye >= 0)[:, None], turned, points)
 
 
-def eye_openness(dense: DenseLandmarks, points: np.ndarray) -> np.ndarray:
-    """How open each eye is in detected points: points [..., P, 2] -> [..., 2] (left, right).
+def eye_openness(dense: DenseLandmarks, points, xp=np):
+    """How open each eye is in points: points [..., P, 2] -> [..., 2] (left, right).
 
     The mean distance of the three upper/lower lid pairs over the corner-to-corner distance
     (about 0.25-0.35 for an open eye, under 0.1 for a closed one); NaN where points are NaN.
+    `xp=numpy` (detected points, float64) or `jax.numpy` (inside a traced objective).
     """
-    points = np.asarray(points, np.float64)
-    pairs = np.asarray(dense.aperture_pairs)
-    corners = np.asarray(dense.eye_corners)
-    gap = np.linalg.norm(points[..., pairs[:, :, 0], :] - points[..., pairs[:, :, 1], :],
+    points = xp.asarray(points, np.float64 if xp is np else None)
+    pairs = xp.asarray(dense.aperture_pairs)
+    corners = xp.asarray(dense.eye_corners)
+    gap = xp.linalg.norm(points[..., pairs[:, :, 0], :] - points[..., pairs[:, :, 1], :],
                          axis=-1).mean(axis=-1)
-    width = np.linalg.norm(points[..., corners[:, 0], :] - points[..., corners[:, 1], :], axis=-1)
-    return gap / np.maximum(width, 1e-9)
+    width = xp.linalg.norm(points[..., corners[:, 0], :] - points[..., corners[:, 1], :], axis=-1)
+    return gap / xp.maximum(width, 1e-9)

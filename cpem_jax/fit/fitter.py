@@ -190,6 +190,8 @@ class SequenceFitter:
             self._mean_dense = np.asarray(dense_points(
                 dense, jnp.zeros(model.n_identity), jnp.zeros(model.n_expression)))
             self._region_weights = np.asarray(dense_region_weights(dense))
+            # The gaze prior needs iris points (an ICT build without gaze units has none).
+            self._has_iris = bool(np.any(np.asarray(dense.valid)[np.asarray(dense.eye) >= 0]))
             valid = np.flatnonzero(np.asarray(dense.valid) & (np.asarray(dense.eye) < 0))
             self._rigid_dense = rigid_points(np.asarray(dense.exp_basis), valid)
         ids = np.asarray(model.landmark_ids)
@@ -205,31 +207,27 @@ class SequenceFitter:
         """Per-point weights [N, P] float32 of detected dense points [N, P, 2]: the region
         weight, 0 where a point is not finite or the model lacks it, and the iris points scaled
         by how open their eye is (`IRIS_OPENNESS`)."""
+        return self.dense_inputs(dense_points_)[0]
+
+    def dense_inputs(self, dense_points_: np.ndarray
+                     ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """What the fit takes from detected dense points [N, P, 2], each eye's opening measured
+        once: (`dense_weights` [N, P] float32, `FitData.gaze_hidden` [N, 2] float32 = 1 - how
+        far each iris is seen, or None when the model's table has no iris points)."""
         points = np.asarray(dense_points_, np.float64)
         weights = np.where(np.isfinite(points).all(axis=-1), self._region_weights[None], 0.0)
-        seen = self.iris_seen(points)
+        lo, hi = IRIS_OPENNESS
+        openness = np.nan_to_num(eye_openness(self.dense, points))             # [N, 2]
+        seen = np.clip((openness - lo) / (hi - lo), 0.0, 1.0)
         eye = np.asarray(self.dense.eye)
         for e in (0, 1):
             weights[:, eye == e] *= seen[:, e:e + 1]
-        return weights.astype(np.float32)
-
-    def iris_seen(self, dense_points_: np.ndarray) -> np.ndarray:
-        """[N, 2] float in [0, 1]: how far each eye's iris is seen in detected dense points
-        [N, P, 2], from the eye's openness (`IRIS_OPENNESS`; 0 where the points are missing)."""
-        openness = eye_openness(self.dense, np.asarray(dense_points_, np.float64))   # [N, 2]
-        lo, hi = IRIS_OPENNESS
-        return np.clip((np.nan_to_num(openness) - lo) / (hi - lo), 0.0, 1.0)
-
-    def gaze_hidden(self, dense_points_: np.ndarray) -> Optional[np.ndarray]:
-        """[N, 2] float32 for `FitData.gaze_hidden` (1 - `iris_seen`), or None when the
-        model's table has no iris points (nothing to hold)."""
-        if not np.any(np.asarray(self.dense.valid)[np.asarray(self.dense.eye) >= 0]):
-            return None
-        return (1.0 - self.iris_seen(dense_points_)).astype(np.float32)
+        hidden = (1.0 - seen).astype(np.float32) if self._has_iris else None
+        return weights.astype(np.float32), hidden
 
     def _data(self, crops: np.ndarray, landmarks: np.ndarray, anchor: FrameParams,
               anchor_weight: float, dense: Optional[np.ndarray] = None,
-              dense_weights: Optional[np.ndarray] = None, consecutive: bool = True) -> FitData:
+              consecutive: bool = True) -> FitData:
         size = self.config.size
         if crops.shape[1:] != (size, size, 3):
             raise ValueError(f"crops must be [N, {size}, {size}, 3], got {crops.shape}")
@@ -244,10 +242,10 @@ class SequenceFitter:
                           landmarks=jnp.asarray(landmarks, jnp.float32))
         hidden = None
         if dense is not None:
+            dense_weights, hidden = self.dense_inputs(dense)
             targets = targets.replace(
                 dense=jnp.asarray(np.nan_to_num(dense), jnp.float32),
                 dense_weights=jnp.asarray(dense_weights, jnp.float32))
-            hidden = self.gaze_hidden(dense)
         return FitData(targets=targets, anchor=anchor, anchor_weight=jnp.float32(anchor_weight),
                        unit_sparsity=self._unit_sparsity,
                        consecutive=jnp.float32(1.0 if consecutive else 0.0),
@@ -309,9 +307,8 @@ class SequenceFitter:
         ids = pose_keyframes(rotation, self.config.keyframes, self.config.near_frontal_deg)
         frames = init_frames(self.model, len(ids)).replace(
             rotation=jnp.asarray(rotation[ids]), translation=jnp.asarray(translation[ids]))
-        weights = None if dense is None else self.dense_weights(dense[ids])
         data = self._data(crops[ids], landmarks[ids], _slice_frames(frames, slice(0, 1)), 0.0,
-                          None if dense is None else dense[ids], weights,
+                          None if dense is None else dense[ids],
                           consecutive=bool(np.all(np.diff(ids) == 1)))
         shared, frames = self._stages(self._joint, init_shared(self.model), frames, data)
         return shared, ids, frames
@@ -364,8 +361,7 @@ class SequenceFitter:
                 rows = slice(begin, stop)
                 part = None if dense is None else _pad(dense[rows], chunk)
                 data = self._data(_pad(crops[rows], chunk), _pad(landmarks[rows], chunk), anchor,
-                                  anchor_weight, part,
-                                  None if part is None else self.dense_weights(part))
+                                  anchor_weight, part)
                 init = jax.tree_util.tree_map(lambda x: jnp.repeat(x, chunk, axis=0), anchor)
                 init = init.replace(rotation=jnp.asarray(_pad(rotation[rows], chunk)),
                                     translation=jnp.asarray(_pad(translation[rows], chunk)))

@@ -10,7 +10,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from cpem_jax.face_model.dense_landmarks import DenseLandmarks
+from cpem_jax.face_model.dense_landmarks import DenseLandmarks, eye_openness
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.params import FrameParams, SharedParams, to_coefficients
 from cpem_jax.geometry.camera import Camera
@@ -85,16 +85,6 @@ def gaze_hidden_term(expression: jnp.ndarray, hidden: jnp.ndarray,
     return jnp.mean(jnp.sum(hidden * jnp.sum(gaze ** 2, axis=-1), axis=-1))
 
 
-def eye_openness_of(points: jnp.ndarray, dense: DenseLandmarks) -> jnp.ndarray:
-    """Each eye's opening in dense points [N, P, 2] -> [N, 2] (left, right): the mean gap of
-    the upper/lower lid pairs over the corner-to-corner width (traced twin of
-    `face_model.dense_landmarks.eye_openness`)."""
-    pairs, corners = dense.aperture_pairs, dense.eye_corners
-    gap = jnp.linalg.norm(points[:, pairs[..., 0]] - points[:, pairs[..., 1]], axis=-1)
-    width = jnp.linalg.norm(points[:, corners[:, 0]] - points[:, corners[:, 1]], axis=-1)
-    return jnp.mean(gap, axis=-1) / jnp.maximum(width, 1e-6)
-
-
 def eye_aperture_term(fitted: jnp.ndarray, targets: Targets, dense: DenseLandmarks,
                       rotation: jnp.ndarray) -> jnp.ndarray:
     """The eye-opening prior: fitted [N, P, 2] and detected (`targets.dense`) points -> []
@@ -113,7 +103,7 @@ def eye_aperture_term(fitted: jnp.ndarray, targets: Targets, dense: DenseLandmar
     present = (jnp.min(weights[:, rows], axis=-1) > 0).astype(jnp.float32)            # [N, 2]
     seen = jnp.mean(visibility_weights(dense, rotation)[:, rows], axis=-1)              # [N, 2]
     w = jax.lax.stop_gradient(present * seen)
-    error = eye_openness_of(fitted, dense) - eye_openness_of(detected, dense)
+    error = eye_openness(dense, fitted, xp=jnp) - eye_openness(dense, detected, xp=jnp)
     return jnp.sum(w * error ** 2) / jnp.maximum(jnp.sum(w), 1.0)
 
 
