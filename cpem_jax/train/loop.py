@@ -126,7 +126,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     mesh = sharding.data_mesh()
     sharding.check_batch_divides(config.data.batch_clips, mesh)
     check_perceptual_choice(config)
-    distill_translation_cm(config)
+    translation_cm = distill_translation_cm(config)
     index = inputs.load_index(config)
     face_model = load_face_model(config.face_model or None)
     unit_names = list(face_model.expression_names)
@@ -151,11 +151,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                         render_fn, embed_fn,
                         perceptual_frames=int(config.loss.get("perceptual_frames", 0)),
                         distill_fade=distill_fade(config),
-                        distill_translation_cm=distill_translation_cm(config)),
+                        distill_translation_cm=translation_cm),
         donate_argnums=(0,), out_shardings=(state_shardings(state), replicated))
     eval_fn = jax.jit(lambda s, b, m: forward_losses(
         s.params, s.batch_stats, s.apply_fn, b, m, camera, weights, render_fn, embed_fn,
-        train=False, distill_translation_cm=distill_translation_cm(config)))
+        train=False, distill_translation_cm=translation_cm))
 
     is_chief = jax.process_index() == 0
     sink = actions.ScalarSink(workdir, enabled=is_chief)
