@@ -225,3 +225,39 @@ def test_the_eye_opening_term_matches_openings_not_positions(ict_model, ict_dens
     missing = targets.replace(dense_weights=targets.dense_weights.at[:, lid].set(0.0))
     # Only the right eyes count now, and they open alike in both frames.
     assert term(swapped, missing) < 1e-10
+
+
+def test_detected_openings_near_shut_count_as_shut():
+    """`detected_opening` maps openings at or under the floor to 0, stretches those between the
+    floor and the knee linearly onto [0, knee], leaves wider ones as they are, and with an
+    empty range changes nothing."""
+    from cpem_jax.fit.objective import detected_opening
+    opening = jnp.asarray([0.0, 0.03, 0.06, 0.13, 0.2, 0.3, 0.45])
+    np.testing.assert_allclose(detected_opening(opening, (0.06, 0.2)),
+                               [0.0, 0.0, 0.0, 0.1, 0.2, 0.3, 0.45], atol=1e-6)
+    np.testing.assert_array_equal(detected_opening(opening, (0.0, 0.0)), opening)
+
+
+def test_the_eye_opening_term_fits_a_nearly_shut_detected_eye_shut(ict_model, ict_dense):
+    """A detected left eye whose lids stay a little apart (blink 0.8: MediaPipe's points on a
+    shut eye) is met exactly by the fitted blink 0.8 without a shut range; with one, a fully
+    shut fitted eye (blink 1) meets it better than blink 0.8 does."""
+    from cpem_jax.face_model.dense_landmarks import eye_openness
+    from cpem_jax.fit.objective import eye_aperture_term
+    from cpem_jax.losses.objective import Targets
+    m = ict_model
+    blink = m.expression_index("eyeBlink_L")
+    expression = np.zeros((3, m.n_expression), np.float32)
+    expression[:, blink] = [0.8, 1.0, 0.0]
+    points, _ = _dense_targets(m, ict_dense, crop_camera(224), expression, np.zeros((3, 3)),
+                               np.zeros(m.n_identity))
+    detected, shut, open_ = points[:1], points[1:2], points[2:3]
+    assert 0.06 < eye_openness(ict_dense, detected)[0, 0] < 0.2 < eye_openness(ict_dense,
+                                                                               open_)[0, 0]
+    targets = Targets(image=jnp.zeros((1, 1, 1, 3)), skin_mask=jnp.zeros((1, 1, 1)),
+                      landmarks=jnp.zeros((1, 68, 2)), dense=jnp.asarray(detected),
+                      dense_weights=jnp.ones(detected.shape[:2]))
+    term = lambda fitted, shut_range: float(eye_aperture_term(
+        jnp.asarray(fitted), targets, ict_dense, jnp.zeros((1, 3)), shut_range))
+    assert term(detected, (0.0, 0.0)) < 1e-10 < term(shut, (0.0, 0.0))
+    assert term(shut, (0.06, 0.2)) < 0.5 * term(detected, (0.06, 0.2))

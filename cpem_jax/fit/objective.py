@@ -19,6 +19,24 @@ from cpem_jax.losses.objective import (FITTING_WEIGHTS, Targets, combine_losses,
                                        reconstruction_terms)
 
 
+# (floor, knee) of detected eye openings (lid gap / eye width, `eye_openness`). MediaPipe's
+# lids on a shut eye stay apart: 0.01-0.10 on the 22 shut eyes of experiments/labels (median
+# 0.047, upper quartile 0.06), against 0.25-0.45 for open eyes. Openings up to the floor are
+# fitted as shut, those between the floor and the knee stretched onto [0, knee]; from the knee
+# (where the iris shows fully, `fit.fitter.IRIS_OPENNESS`) an opening is taken as detected.
+DETECTED_SHUT_OPENING = (0.06, 0.20)
+
+
+def detected_opening(opening: jnp.ndarray, shut: Tuple[float, float]) -> jnp.ndarray:
+    """The opening the fit aims for: detected openings [...] -> [...] (`DETECTED_SHUT_OPENING`
+    for the `shut` = (floor, knee) range; floor >= knee leaves the openings as they are)."""
+    floor, knee = shut
+    if knee <= floor:
+        return opening
+    low = knee * jnp.maximum(opening - floor, 0.0) / (knee - floor)
+    return jnp.where(opening < knee, low, opening)
+
+
 @dataclasses.dataclass(frozen=True)
 class FitWeights:
     """Weights of the fitting terms; defaults and their reasons: `FITTING_WEIGHTS` in
@@ -86,7 +104,8 @@ def gaze_hidden_term(expression: jnp.ndarray, hidden: jnp.ndarray,
 
 
 def eye_aperture_term(fitted: jnp.ndarray, targets: Targets, dense: DenseLandmarks,
-                      rotation: jnp.ndarray) -> jnp.ndarray:
+                      rotation: jnp.ndarray,
+                      shut: Tuple[float, float] = (0.0, 0.0)) -> jnp.ndarray:
     """The eye-opening prior: fitted [N, P, 2] and detected (`targets.dense`) points -> []
     the weighted mean over frames and eyes of (fitted opening - detected opening)^2.
 
@@ -94,8 +113,10 @@ def eye_aperture_term(fitted: jnp.ndarray, targets: Targets, dense: DenseLandmar
     difference of two of them and goes where the positions leave it. On a wink the detected
     lower lid rises with the cheek, which ICT's eyeBlink does not do: the positions are met
     halfway with eyeBlink ~0.35 while the detected eye is shut. This term matches the opening
-    itself. An eye counts with the smallest weight of its lid and corner points (0 where one
-    is missing) times their mean visibility (`losses.landmark.visibility_weights`)."""
+    itself, with a detected eye near shut read as shut (`detected_opening` with `shut`; the
+    default (0, 0) takes openings as detected). An eye counts with the smallest weight of its
+    lid and corner points (0 where one is missing) times their mean visibility
+    (`losses.landmark.visibility_weights`)."""
     detected = jnp.nan_to_num(targets.dense)
     rows = jnp.concatenate([dense.aperture_pairs.reshape(2, -1), dense.eye_corners], axis=1)
     weights = (targets.dense_weights if targets.dense_weights is not None
@@ -103,7 +124,8 @@ def eye_aperture_term(fitted: jnp.ndarray, targets: Targets, dense: DenseLandmar
     present = (jnp.min(weights[:, rows], axis=-1) > 0).astype(jnp.float32)            # [N, 2]
     seen = jnp.mean(visibility_weights(dense, rotation)[:, rows], axis=-1)              # [N, 2]
     w = jax.lax.stop_gradient(present * seen)
-    error = eye_openness(dense, fitted, xp=jnp) - eye_openness(dense, detected, xp=jnp)
+    error = eye_openness(dense, fitted, xp=jnp) - detected_opening(
+        eye_openness(dense, detected, xp=jnp), shut)
     return jnp.sum(w * error ** 2) / jnp.maximum(jnp.sum(w), 1.0)
 
 
@@ -120,7 +142,8 @@ def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: F
     terms["temporal"] = _temporal(frames, data.anchor, data.anchor_weight, data.consecutive)
     if dense is not None and data.targets.dense is not None:
         terms["eye_aperture"] = eye_aperture_term(project_dense(dense, coeffs, camera),
-                                                  data.targets, dense, coeffs.rotation)
+                                                  data.targets, dense, coeffs.rotation,
+                                                  DETECTED_SHUT_OPENING)
     if data.gaze_hidden is not None and dense is not None:
         terms["gaze_hidden"] = gaze_hidden_term(frames.expression, data.gaze_hidden,
                                                 dense.gaze_units)
