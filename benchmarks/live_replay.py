@@ -42,6 +42,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # mediapipe_tracks
 
 from cpem_jax.export.arkit import ARKIT_NAMES  # noqa: E402
 
@@ -100,39 +101,25 @@ def mae(ours: dict, reference: dict, frames=None) -> tuple:
 def mediapipe_replay(video: str) -> tuple:
     """MediaPipe's FaceLandmarker (VIDEO mode, blendshapes) on a real-time replay ->
     (stats dict, {frame index: ARKit weights [52]})."""
-    import mediapipe as mp
-    from mediapipe.tasks.python import BaseOptions, vision
+    from mediapipe_tracks import BlendshapeTracker
 
     from cpem_jax.detect.mediapipe_task import find_task
     from cpem_jax.io.frames import open_frames
     from cpem_jax.io.live import LiveFrames
 
-    options = vision.FaceLandmarkerOptions(
-        base_options=BaseOptions(model_asset_path=find_task()),
-        running_mode=vision.RunningMode.VIDEO, num_faces=1, output_face_blendshapes=True)
-    landmarker = vision.FaceLandmarker.create_from_options(options)
-    index = {name: k for k, name in enumerate(ARKIT_NAMES)}
+    tracker = BlendshapeTracker(find_task())
     weights, latency = {}, []
     source = open_frames(video)
     live = LiveFrames(source, realtime=True, clock=time.perf_counter)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    last_ms = -1
     with live:
         for frame, arrival in live:
-            ms = max(int(round(frame.timestamp_s * 1000)), last_ms + 1)
-            last_ms = ms
-            image = mp.Image(image_format=mp.ImageFormat.SRGB,
-                             data=np.ascontiguousarray(frame.image))
-            result = landmarker.detect_for_video(image, ms)
-            if result.face_blendshapes:
-                row = np.zeros(len(ARKIT_NAMES))
-                for category in result.face_blendshapes[0]:
-                    if category.category_name in index:
-                        row[index[category.category_name]] = category.score
+            row = tracker.weights(frame)
+            if row is not None:
                 weights[frame.index] = row
             latency.append((time.perf_counter() - arrival) * 1e3)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    landmarker.close()
+    tracker.close()
     n = len(latency)
     return {"frames_processed": n, "frames_per_second": round(n / wall, 2),
             "source_fps": round(live.fps, 3), "dropped_frames": live.dropped,

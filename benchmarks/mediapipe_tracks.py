@@ -6,8 +6,9 @@ face, every frame) on each video, written as OUT/<video stem>/blendshapes.json i
     python benchmarks/label_check_tracks.py --tracks PEER --name mediapipe_blendshapes \
         --compare label_check_mp.json --compare-front-end mediapipe
 
-MediaPipe names its outputs with ARKit's names; `--swap-sides` exchanges every Left/Right pair
-(for a model whose sides are the image's rather than the subject's).
+MediaPipe names its outputs with ARKit's names and the subject's sides, as ours are (on a wink
+of the subject's left eye its eyeBlinkLeft is the high one). `BlendshapeTracker` is also the
+speed reference of `benchmarks/live_replay.py`.
 """
 from __future__ import annotations
 
@@ -16,71 +17,81 @@ import json
 import os
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 
 from cpem_jax.export import ARKIT_NAMES
 
 
-def swapped_names():
-    """index i -> the index of the same unit on the other side (itself when unsided)."""
-    flip = lambda n: (n.replace("Left", "\0").replace("Right", "Left").replace("\0", "Right"))
-    return [ARKIT_NAMES.index(flip(n)) for n in ARKIT_NAMES]
+class BlendshapeTracker:
+    """MediaPipe's FaceLandmarker in VIDEO mode with face blendshapes, one face."""
+
+    def __init__(self, task: str):
+        from mediapipe.tasks.python import BaseOptions, vision
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=task),
+            running_mode=vision.RunningMode.VIDEO, num_faces=1, output_face_blendshapes=True)
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._index = {name: k for k, name in enumerate(ARKIT_NAMES)}
+        self._last_ms = -1
+
+    def weights(self, frame) -> Optional[np.ndarray]:
+        """One `io.frames.Frame` (in time order) -> ARKit weights [52] in `ARKIT_NAMES` order,
+        or None when no face is found."""
+        import mediapipe as mp
+        ms = max(int(round(frame.timestamp_s * 1000)), self._last_ms + 1)  # Must increase.
+        self._last_ms = ms
+        image = mp.Image(image_format=mp.ImageFormat.SRGB,
+                         data=np.ascontiguousarray(frame.image))
+        result = self._landmarker.detect_for_video(image, ms)
+        if not result.face_blendshapes:
+            return None
+        row = np.zeros(len(ARKIT_NAMES))
+        for category in result.face_blendshapes[0]:
+            if category.category_name in self._index:
+                row[self._index[category.category_name]] = category.score
+        return row
+
+    def close(self) -> None:
+        self._landmarker.close()
 
 
-def track(video: str, task: str, swap: bool) -> dict:
-    import mediapipe as mp
-    from mediapipe.tasks.python import BaseOptions, vision
-
+def track(video: str, task: str) -> dict:
+    """Every frame of `video` -> the blendshapes.json object that `label_check_tracks` reads."""
     from cpem_jax.io.frames import open_frames
 
-    options = vision.FaceLandmarkerOptions(
-        base_options=BaseOptions(model_asset_path=task),
-        running_mode=vision.RunningMode.VIDEO, num_faces=1, output_face_blendshapes=True)
-    index = {name: k for k, name in enumerate(ARKIT_NAMES)}
-    order = swapped_names() if swap else list(range(len(ARKIT_NAMES)))
-    frames, last_ms = [], -1
-    with vision.FaceLandmarker.create_from_options(options) as landmarker:
-        source = open_frames(video)
-        try:
-            for frame in source:
-                ms = max(int(round(frame.timestamp_s * 1000)), last_ms + 1)
-                last_ms = ms
-                image = mp.Image(image_format=mp.ImageFormat.SRGB,
-                                 data=np.ascontiguousarray(frame.image))
-                result = landmarker.detect_for_video(image, ms)
-                row = np.zeros(len(ARKIT_NAMES))
-                found = bool(result.face_blendshapes)
-                if found:
-                    for category in result.face_blendshapes[0]:
-                        if category.category_name in index:
-                            row[index[category.category_name]] = category.score
-                    row = row[order]
-                frames.append({"frame": frame.index, "face_found": found,
-                               "raw": {"blendshapes": [round(float(v), 4) for v in row]}})
-        finally:
-            source.close()
+    frames = []
+    tracker, source = BlendshapeTracker(task), open_frames(video)
+    try:
+        for frame in source:
+            row = tracker.weights(frame)
+            frames.append({"frame": frame.index, "face_found": row is not None,
+                           "raw": {"blendshapes": [] if row is None else
+                                   [round(float(v), 4) for v in row]}})
+    finally:
+        source.close()
+        tracker.close()
     return {"generator": "MediaPipe FaceLandmarker blendshapes (benchmarks/mediapipe_tracks.py)",
-            "swap_sides": swap, "blendshape_names": list(ARKIT_NAMES), "frames": frames}
+            "blendshape_names": list(ARKIT_NAMES), "frames": frames}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", nargs="+", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--swap-sides", action="store_true")
     args = parser.parse_args()
+    for video in args.videos:
+        if not os.path.isfile(video):
+            sys.exit(f"mediapipe_tracks: no video {video}")
     from cpem_jax.detect.mediapipe_task import TaskFileError, find_task
     try:
         task = find_task()
     except TaskFileError as error:
         sys.exit(f"mediapipe_tracks: {error}")
     for video in args.videos:
-        if not os.path.isfile(video):
-            sys.exit(f"mediapipe_tracks: no video {video}")
-    for video in args.videos:
         start = time.perf_counter()
-        result = track(video, task, args.swap_sides)
+        result = track(video, task)
         stem = os.path.splitext(os.path.basename(video))[0]
         os.makedirs(os.path.join(args.out, stem), exist_ok=True)
         with open(os.path.join(args.out, stem, "blendshapes.json"), "w", encoding="utf-8") as f:
