@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -162,14 +163,41 @@ def arkit_rows(estimate):
     return mapping.to_arkit(estimate.per_frame("expression"))
 
 
-def check(rows, landmarker_name, data_root, window, method, checkpoint, progress):
-    """Runs one front end over every labelled video/photo; returns per-row results."""
+def parse_weights(text):
+    """'sp=0.3,eye_shut=1' -> {field: float} of `FitWeights`; exits with one line on a bad
+    item."""
+    from cpem_jax.fit.objective import FitWeights
+    known = [f.name for f in dataclasses.fields(FitWeights)]
+    changes = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        try:
+            changes[name.strip()] = float(value)
+        except ValueError:
+            sys.exit(f"label_check: --weights item {item!r} is not NAME=NUMBER")
+        if name.strip() not in known:
+            sys.exit(f"label_check: --weights: unknown fit weight {name.strip()!r}; known: "
+                     f"{', '.join(known)}")
+    return changes
+
+
+def check(rows, landmarker_name, data_root, window, method, checkpoint, progress,
+          weights=None):
+    """Runs one front end over every labelled video/photo; returns per-row results.
+    `weights`: FitWeights fields to change from their defaults (method "fit")."""
     from cpem_jax.detect import make_landmarker
     from cpem_jax.estimation.estimate import make_estimator
     from cpem_jax.export import ARKIT_NAMES
 
     landmarker = make_landmarker(landmarker_name)
-    estimator = make_estimator(method, checkpoint=checkpoint, landmarker=landmarker)
+    fit_config = None
+    if weights:
+        from cpem_jax.fit.fitter import FitConfig
+        base = FitConfig()
+        fit_config = dataclasses.replace(base, weights=dataclasses.replace(base.weights,
+                                                                           **weights))
+    estimator = make_estimator(method, checkpoint=checkpoint, landmarker=landmarker,
+                               fit_config=fit_config)
     by_source = collections.OrderedDict()
     for row in rows:
         by_source.setdefault((row["video"], row["face"]), []).append(row)
@@ -295,6 +323,9 @@ def main():
                         help="no estimator: apply the current RULES to the weights saved by an "
                         "earlier --json run and print the tables")
     parser.add_argument("--progress", action="store_true", help="progress bars")
+    parser.add_argument("--weights", default="",
+                        help="with --method fit: fit weights to change, e.g. eye_shut=1,sp=0.3 "
+                        "(FitWeights fields)")
     parser.add_argument("--code-note", default="",
                         help="how the code was taken, recorded with the commit (e.g. for a "
                         "copy made with git archive)")
@@ -303,6 +334,9 @@ def main():
         return rescore(args.rescore)
     if args.window < 0:
         sys.exit(f"label_check: --window must be >= 0, got {args.window}")
+    if args.weights and args.method != "fit":
+        sys.exit("label_check: --weights changes the fit's weights; it needs --method fit")
+    weights = parse_weights(args.weights)
     shared = os.environ.get("CPEM_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
     data_root = os.path.join(shared, "data")
     if not os.path.isdir(data_root):
@@ -328,7 +362,7 @@ def main():
     for fe in front_ends:
         print(f"front end {fe}:", flush=True)
         res, tim = check(rows, fe, data_root, args.window, args.method, args.checkpoint,
-                         args.progress)
+                         args.progress, weights)
         results += res
         timings[fe] = tim
     total = time.perf_counter() - start
@@ -345,7 +379,7 @@ def main():
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"command": " ".join(sys.argv), "commit": commit, "dirty": dirty,
                        "code_note": args.code_note,
-                       "window": args.window, "method": args.method,
+                       "window": args.window, "method": args.method, "weights": weights,
                        "rules": {k: v[0] for k, v in RULES.items()}, "timings": timings,
                        "load_before": load_before, "load_after": os.getloadavg(),
                        "minutes": total / 60, "results": results}, f, indent=1)

@@ -261,3 +261,35 @@ def test_the_eye_opening_term_fits_a_nearly_shut_detected_eye_shut(ict_model, ic
         jnp.asarray(fitted), targets, ict_dense, jnp.zeros((1, 3)), shut_range))
     assert term(detected, (0.0, 0.0)) < 1e-10 < term(shut, (0.0, 0.0))
     assert term(shut, (0.06, 0.2)) < 0.5 * term(detected, (0.06, 0.2))
+
+
+def test_an_eye_seen_shut_is_read_as_a_blink(ict_model, ict_dense):
+    """`eye_shut_term` is 0 for an open detected eye whatever the blink, and for a detected shut
+    eye it prefers eyeBlink 1 over a half blink (the cheek raise that shuts it as well)."""
+    from cpem_jax.fit.objective import SHUT_EYE_RAMP, _blink_units, eye_shut_term
+    from cpem_jax.losses.objective import Targets
+    m = ict_model
+    units = _blink_units(m)
+    assert units == (m.expression_index("eyeBlink_L"), m.expression_index("eyeBlink_R"))
+    shut_eye = np.zeros((2, m.n_expression), np.float32)
+    shut_eye[:, units[0]] = [1.0, 0.0]           # frame 0: left eye shut; frame 1: both open
+    points, _ = _dense_targets(m, ict_dense, crop_camera(224), shut_eye, np.zeros((2, 3)),
+                               np.zeros(m.n_identity))
+    from cpem_jax.face_model.dense_landmarks import eye_openness
+    opening = eye_openness(ict_dense, points)
+    assert opening[0, 0] < SHUT_EYE_RAMP[0] and np.all(opening[1] > SHUT_EYE_RAMP[1])
+    targets = Targets(image=jnp.zeros((2, 1, 1, 3)), skin_mask=jnp.zeros((2, 1, 1)),
+                      landmarks=jnp.zeros((2, 68, 2)), dense=jnp.asarray(points),
+                      dense_weights=jnp.ones(points.shape[:2]))
+
+    def term(blink_left, frame):
+        expression = np.zeros((1, m.n_expression), np.float32)
+        expression[0, units[0]] = blink_left
+        one = targets.replace(**{k: getattr(targets, k)[frame:frame + 1]
+                                 for k in ("image", "skin_mask", "landmarks", "dense",
+                                           "dense_weights")})
+        return float(eye_shut_term(jnp.asarray(expression), one, ict_dense,
+                                   jnp.zeros((1, 3)), units))
+
+    assert term(1.0, 0) < 1e-6 < 0.2 < term(0.5, 0) < term(0.0, 0)
+    assert term(0.0, 1) == 0.0 and term(1.0, 1) == 0.0

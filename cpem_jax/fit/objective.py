@@ -1,6 +1,7 @@
 """The fitting objective: the shared reconstruction terms (`cpem_jax.losses.objective`) of one
 video's frames with a locked identity, plus a temporal prior, a lighting prior and a prior on the
-gaze of eyes whose iris is hidden, and (with dense points) a term on each eye's opening."""
+gaze of eyes whose iris is hidden, and (with dense points) terms on each eye's opening and on
+the blink of an eye seen shut."""
 from __future__ import annotations
 
 import dataclasses
@@ -25,6 +26,9 @@ from cpem_jax.losses.objective import (FITTING_WEIGHTS, Targets, combine_losses,
 # fitted as shut, those between the floor and the knee stretched onto [0, knee]; from the knee
 # (where the iris shows fully, `fit.fitter.IRIS_OPENNESS`) an opening is taken as detected.
 DETECTED_SHUT_OPENING = (0.06, 0.20)
+# (shut, open) detected openings for the blink prior (`eye_shut_term`): an eye counts fully as
+# shut up to the floor above, and not at all from 0.10 (the widest of those 22 shut eyes: 0.097).
+SHUT_EYE_RAMP = (0.06, 0.10)
 
 
 def detected_opening(opening: jnp.ndarray, shut: Tuple[float, float]) -> jnp.ndarray:
@@ -51,6 +55,7 @@ class FitWeights:
     lighting_reg: float = FITTING_WEIGHTS["lighting_reg"]
     gaze_hidden: float = FITTING_WEIGHTS["gaze_hidden"]
     eye_aperture: float = FITTING_WEIGHTS["eye_aperture"]
+    eye_shut: float = FITTING_WEIGHTS["eye_shut"]
 
 
 @flax.struct.dataclass
@@ -103,6 +108,20 @@ def gaze_hidden_term(expression: jnp.ndarray, hidden: jnp.ndarray,
     return jnp.mean(jnp.sum(hidden * jnp.sum(gaze ** 2, axis=-1), axis=-1))
 
 
+def _eye_evidence(targets: Targets, dense: DenseLandmarks, rotation: jnp.ndarray):
+    """Per frame and eye, how much the detected lids count and how open they are: (weight
+    [N, 2], the smallest weight of the eye's lid and corner points (0 where one is missing)
+    times their mean visibility (`losses.landmark.visibility_weights`), not differentiated;
+    detected opening [N, 2], `eye_openness`)."""
+    detected = jnp.nan_to_num(targets.dense)
+    rows = jnp.concatenate([dense.aperture_pairs.reshape(2, -1), dense.eye_corners], axis=1)
+    weights = (targets.dense_weights if targets.dense_weights is not None
+               else jnp.ones(detected.shape[:2], jnp.float32))
+    present = (jnp.min(weights[:, rows], axis=-1) > 0).astype(jnp.float32)            # [N, 2]
+    seen = jnp.mean(visibility_weights(dense, rotation)[:, rows], axis=-1)              # [N, 2]
+    return jax.lax.stop_gradient(present * seen), eye_openness(dense, detected, xp=jnp)
+
+
 def eye_aperture_term(fitted: jnp.ndarray, targets: Targets, dense: DenseLandmarks,
                       rotation: jnp.ndarray,
                       shut: Tuple[float, float] = (0.0, 0.0)) -> jnp.ndarray:
@@ -114,19 +133,38 @@ def eye_aperture_term(fitted: jnp.ndarray, targets: Targets, dense: DenseLandmar
     lower lid rises with the cheek, which ICT's eyeBlink does not do: the positions are met
     halfway with eyeBlink ~0.35 while the detected eye is shut. This term matches the opening
     itself, with a detected eye near shut read as shut (`detected_opening` with `shut`; the
-    default (0, 0) takes openings as detected). An eye counts with the smallest weight of its
-    lid and corner points (0 where one is missing) times their mean visibility
-    (`losses.landmark.visibility_weights`)."""
-    detected = jnp.nan_to_num(targets.dense)
-    rows = jnp.concatenate([dense.aperture_pairs.reshape(2, -1), dense.eye_corners], axis=1)
-    weights = (targets.dense_weights if targets.dense_weights is not None
-               else jnp.ones(detected.shape[:2], jnp.float32))
-    present = (jnp.min(weights[:, rows], axis=-1) > 0).astype(jnp.float32)            # [N, 2]
-    seen = jnp.mean(visibility_weights(dense, rotation)[:, rows], axis=-1)              # [N, 2]
-    w = jax.lax.stop_gradient(present * seen)
-    error = eye_openness(dense, fitted, xp=jnp) - detected_opening(
-        eye_openness(dense, detected, xp=jnp), shut)
+    default (0, 0) takes openings as detected). Each eye counts with `_eye_evidence`'s weight."""
+    w, detected = _eye_evidence(targets, dense, rotation)
+    error = eye_openness(dense, fitted, xp=jnp) - detected_opening(detected, shut)
     return jnp.sum(w * error ** 2) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def eye_shut_term(expression: jnp.ndarray, targets: Targets, dense: DenseLandmarks,
+                  rotation: jnp.ndarray, blink_units: Tuple[int, int],
+                  ramp: Tuple[float, float] = SHUT_EYE_RAMP) -> jnp.ndarray:
+    """The blink prior of eyes seen shut: expression [N, K], detected points
+    (`targets.dense`), rotation [N, 3], blink_units (eyeBlink indices of the subject's left and
+    right eye) -> [] the mean over frames of sum over eyes of w * (1 - eyeBlink)^2.
+
+    w is `_eye_evidence`'s weight times how shut the detected eye is: 1 up to ramp[0], falling
+    linearly to 0 at ramp[1]. The opening term closes such an eye, but ICT closes an eye with
+    eyeBlink, with a raised cheek (cheekSquint lifts the lower lid) or with a squint, at about
+    the same sparsity cost; a squeezed shut eye came out as cheekSquint 0.86 with eyeBlink 0.26
+    (experiments/labels). ARKit's eyeBlink is the closure of the lids, so a shut eye is read
+    as eyeBlink near 1, next to whatever cheek raise the other points show."""
+    w, opening = _eye_evidence(targets, dense, rotation)
+    low, high = ramp
+    shut = jnp.clip((high - opening) / (high - low), 0.0, 1.0)
+    blink = jnp.take(expression, jnp.asarray(blink_units), axis=-1)                    # [N, 2]
+    return jnp.mean(jnp.sum(jax.lax.stop_gradient(w * shut) * (1.0 - blink) ** 2, axis=-1))
+
+
+def _blink_units(model: FaceModel) -> Optional[Tuple[int, int]]:
+    """The eyeBlink indices of the subject's left and right eye (None without both units)."""
+    names = model.expression_names
+    if "eyeBlink_L" not in names or "eyeBlink_R" not in names:
+        return None
+    return names.index("eyeBlink_L"), names.index("eyeBlink_R")
 
 
 def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: FaceModel,
@@ -144,6 +182,10 @@ def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: F
         terms["eye_aperture"] = eye_aperture_term(project_dense(dense, coeffs, camera),
                                                   data.targets, dense, coeffs.rotation,
                                                   DETECTED_SHUT_OPENING)
+        blink_units = _blink_units(model)
+        if blink_units is not None:
+            terms["eye_shut"] = eye_shut_term(frames.expression, data.targets, dense,
+                                              coeffs.rotation, blink_units)
     if data.gaze_hidden is not None and dense is not None:
         terms["gaze_hidden"] = gaze_hidden_term(frames.expression, data.gaze_hidden,
                                                 dense.gaze_units)
