@@ -270,4 +270,4 @@ def test_combine_losses_weights_and_names():
                                 "idc": 1000.0, "exp": 10.0}
     assert FITTING_WEIGHTS == {"pho": 1.9, "lm": 80.0, "reg": 1e-4, "sp": 0.25, "exp": 10.0,
                                "temporal": 0.005, "lighting_reg": 1e-3,
-                               "gaze_hidden": 1.0, "eye_aperture": 1.0, "eye_shut": 3.0}
+                               "gaze_hidden": 1.0, "eye_aperture": 1.0, "eye_shut": 1.0}

@@ -18,7 +18,7 @@ objectives are defined here, once:
   lighting_reg  -         1e-3      SH lighting beyond the ambient band
   gaze_hidden   -         1         eyeLook* of an eye whose iris is not seen (dense points)
   eye_aperture  -         1         each eye's opening against the detected one (dense points)
-  eye_shut      -         3         eyeBlink of an eye detected shut (dense points)
+  eye_shut      -         1         eyeBlink of an eye detected shut (dense points)
 
 Training uses the paper's weights (CPEM, AAAI 2022) with one departure: the paper's landmark
 weight 0.1 states no unit; our L_lm divides landmarks by the crop size, where 0.1 would make the
@@ -79,7 +79,7 @@ GAZE_HIDDEN_WEIGHT = 1.0
 EYE_APERTURE_WEIGHT = 1.0
 # The fit's prior that an eye the front end sees shut is shut by its lids, eyeBlink, and not by
 # the cheek or a squint that close it as well (`fit.objective.eye_shut_term`).
-EYE_SHUT_WEIGHT = 3.0
+EYE_SHUT_WEIGHT = 1.0
 FITTING_WEIGHTS: Dict[str, float] = {
     "pho": 1.9, "lm": 80.0, "reg": 1e-4, "sp": 0.25, "exp": 10.0, "temporal": 0.005,
     "lighting_reg": 1e-3, "gaze_hidden": GAZE_HIDDEN_WEIGHT, "eye_aperture": EYE_APERTURE_WEIGHT,
