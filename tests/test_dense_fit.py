@@ -1,5 +1,7 @@
 """Fitting with dense points: PnP pose first, keyframes by pose, single images as one frame, eye
 units from lids and irises, and the dense points' path from the tracker to the fitter."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,6 +44,39 @@ def test_keyframes_prefer_near_frontal_frames_spread_over_time():
     assert len(pose_keyframes(rotation[:1], 8)) == 1
 
 
+def test_rest_keyframes_are_the_frames_with_the_least_expression():
+    from cpem_jax.fit.rigid import rest_keyframes
+    expression = np.array([[0.9, 0.0], [0.1, 0.0], [0.0, -0.05], [0.5, 0.5], [0.1, 0.0]])
+    pool = np.array([3, 8, 12, 20, 31])
+    np.testing.assert_array_equal(rest_keyframes(expression, pool, 2), [8, 12])
+    np.testing.assert_array_equal(rest_keyframes(expression, pool, 3), [8, 12, 31])
+    np.testing.assert_array_equal(rest_keyframes(expression, pool, 9), pool)
+
+
+def test_the_identity_is_fitted_on_resting_frames(ict_model, ict_dense):
+    """A frontal clip that smiles in 12 of its 16 frames: the keyframes by pose are mostly
+    smiling, and the identity stage moves to the 4 resting frames."""
+    m = ict_model
+    smile = [m.expression_index("mouthSmile_L"), m.expression_index("mouthSmile_R")]
+    expression = np.zeros((16, m.n_expression), np.float32)
+    resting = np.array([0, 6, 9, 13])
+    expression[np.setdiff1d(np.arange(16), resting)[:, None], smile] = 0.9
+    camera = crop_camera(128)
+    dense_uv, lm68 = _dense_targets(m, ict_dense, camera, expression, np.zeros((16, 3)),
+                                    np.zeros(m.n_identity))
+    config = FitConfig(size=128, photo_size=32, photometric=False, keyframes=4,
+                       identity_landmark_iters=60, track_landmark_iters=30)
+    fitter = SequenceFitter(m, config, dense=ict_dense)
+    crops = np.zeros((16, 128, 128, 3), np.uint8)
+    assert not set(pose_keyframes(np.zeros((16, 3)), 4)) <= set(resting)
+    _, ids, frames = fitter.fit_identity(crops, lm68, dense_uv)
+    np.testing.assert_array_equal(ids, resting)
+    assert np.max(np.asarray(frames.expression)[:, smile]) < 0.2
+    off = dataclasses.replace(config, rest_candidates=0)
+    _, ids_by_pose, _ = SequenceFitter(m, off, dense=ict_dense).fit_identity(crops, lm68, dense_uv)
+    np.testing.assert_array_equal(ids_by_pose, pose_keyframes(np.zeros((16, 3)), 4))
+
+
 def _spy(fitter):
     """Records the frame count of every jitted stage call."""
     calls = []
@@ -69,6 +104,14 @@ def test_single_image_is_one_frame_of_work(fake_model):
     calls.clear()
     many = np.repeat(landmarks, 10, axis=0)
     fitter.fit(np.zeros((10, 64, 64, 3), np.uint8), many, progress=False)
+    # The resting keyframes: the 10 frames tracked with the first identity (2 chunks), the
+    # identity again on the 8 that rest most (here the first 8, not the 8 by pose).
+    assert calls == [("_joint", 8), ("_track", 8), ("_track", 8), ("_joint", 8),
+                     ("_track", 8), ("_track", 8)]
+    by_pose = SequenceFitter(fake_model, dataclasses.replace(config, rest_candidates=0),
+                             render_fn=lambda *a, **k: None)
+    calls = _spy(by_pose)
+    by_pose.fit(np.zeros((10, 64, 64, 3), np.uint8), many, progress=False)
     assert calls == [("_joint", 8), ("_track", 8), ("_track", 8)]
 
 

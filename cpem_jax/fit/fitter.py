@@ -6,7 +6,11 @@ Stages (coarse to fine):
   1. Identity: on up to `keyframes` frames chosen by pose (near-frontal ones first, spread over
      time: `rigid.pose_keyframes`), the shared identity and albedo are fitted jointly with those
      frames' expression, pose and lighting; first to the landmarks only, then with the
-     photometric term. When every frame is a keyframe (a single image, a short clip) this is the
+     photometric term. Where the video has more near-frontal frames, up to `rest_candidates`
+     of them are then fitted with that identity (landmarks only), the `keyframes` whose face
+     rests most (`rigid.rest_keyframes`) are chosen, and the identity is fitted again on them:
+     an identity fitted on mostly smiling frames takes part of the smile, and the face at rest
+     then reads as its opposite (a pucker). When every frame is a keyframe (a single image, a short clip) this is the
      whole fit: no frame is padded and there is no tracking pass.
   2. Tracking: the identity and albedo are locked; the frames are fitted in batches of `chunk`,
      each warm-started from the previous batch's last frame (expression, lighting) and its own
@@ -37,7 +41,7 @@ from cpem_jax.fit.optimize import (frame_step_sizes, project_joint, run_adam,
                                    shared_step_sizes)
 from cpem_jax.fit.params import (FrameParams, SharedParams, init_frames, init_shared,
                                  project_frames, to_coefficients)
-from cpem_jax.fit.rigid import pose_keyframes, solve_poses
+from cpem_jax.fit.rigid import pose_keyframes, rest_keyframes, solve_poses
 from cpem_jax.fit.skin_mask import skin_mask_from_landmarks
 from cpem_jax.geometry.camera import (DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL, Camera,
                                      crop_camera)
@@ -87,6 +91,8 @@ class FitConfig:
     `size` is the crop the camera and the landmarks live in; the photometric terms compare the
     crop and the render at `photo_size` (smaller is faster; the landmarks keep full precision).
     `near_frontal_deg`: keyframe candidates turn at most this much (`rigid.pose_keyframes`).
+    `rest_candidates`: near-frontal frames the resting keyframes are chosen from (0: keyframes
+    by pose alone; see the module docstring).
     `unit_sparsity`: (unit name, factor) pairs scaling those units' sparsity prior (others 1).
     """
     size: int = 224
@@ -99,6 +105,7 @@ class FitConfig:
     track_photo_iters: int = 10
     photometric: bool = True
     near_frontal_deg: float = 30.0
+    rest_candidates: int = 32
     unit_sparsity: Tuple[Tuple[str, float], ...] = BROW_SPARSITY
     weights: FitWeights = FitWeights()
     focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL
@@ -296,7 +303,8 @@ class SequenceFitter:
                      dense: Optional[np.ndarray] = None, rotation: Optional[np.ndarray] = None,
                      translation: Optional[np.ndarray] = None):
         """Shared identity/albedo (and the keyframes' FrameParams) from up to `keyframes` frames
-        chosen by pose. Returns (shared, keyframe ids [K] sorted, keyframe FrameParams [K]).
+        chosen by pose, then among resting frames (module docstring, stage 1). Returns (shared,
+        keyframe ids [K] sorted, keyframe FrameParams [K]).
 
         Args:
           crops, landmarks, dense: as `fit` (dense None: the 68 points).
@@ -304,14 +312,45 @@ class SequenceFitter:
         """
         if rotation is None or translation is None:
             rotation, translation = self.initial_poses(landmarks, dense)
-        ids = pose_keyframes(rotation, self.config.keyframes, self.config.near_frontal_deg)
+        cfg = self.config
+        ids = pose_keyframes(rotation, cfg.keyframes, cfg.near_frontal_deg)
+        shared, frames = self._identity_on(ids, crops, landmarks, dense, rotation, translation)
+        pool = pose_keyframes(rotation, cfg.rest_candidates, cfg.near_frontal_deg)
+        if len(pool) > len(ids):
+            rest = rest_keyframes(self._pool_expressions(shared, pool, crops, landmarks, dense,
+                                                         rotation, translation), pool, len(ids))
+            if not np.array_equal(rest, ids):
+                ids = rest
+                shared, frames = self._identity_on(ids, crops, landmarks, dense, rotation,
+                                                   translation)
+        return shared, ids, frames
+
+    def _identity_on(self, ids, crops, landmarks, dense, rotation, translation):
+        """The identity stage on frames `ids`: (shared, their FrameParams [len(ids)])."""
         frames = init_frames(self.model, len(ids)).replace(
             rotation=jnp.asarray(rotation[ids]), translation=jnp.asarray(translation[ids]))
         data = self._data(crops[ids], landmarks[ids], _slice_frames(frames, slice(0, 1)), 0.0,
                           None if dense is None else dense[ids],
                           consecutive=bool(np.all(np.diff(ids) == 1)))
-        shared, frames = self._stages(self._joint, init_shared(self.model), frames, data)
-        return shared, ids, frames
+        return self._stages(self._joint, init_shared(self.model), frames, data)
+
+    def _pool_expressions(self, shared, pool, crops, landmarks, dense, rotation, translation):
+        """Expression [len(pool), K] of frames `pool` with `shared` locked: the tracking
+        stage's landmark iterations, each frame on its own (no temporal tie)."""
+        chunk, out = self.config.chunk, []
+        for begin in range(0, len(pool), chunk):
+            rows = pool[begin:begin + chunk]
+            part = None if dense is None else _pad(dense[rows], chunk)
+            start = init_frames(self.model, 1)
+            data = self._data(_pad(crops[rows], chunk), _pad(landmarks[rows], chunk), start, 0.0,
+                              part, consecutive=False)
+            init = init_frames(self.model, chunk).replace(
+                rotation=jnp.asarray(_pad(rotation[rows], chunk)),
+                translation=jnp.asarray(_pad(translation[rows], chunk)))
+            frames = self._track(shared, init, data, self.model, self.dense, photometric=False,
+                                 iterations=self.config.track_landmark_iters)
+            out.append(np.asarray(frames.expression)[:len(rows)])
+        return np.concatenate(out)
 
     def fit(self, crops: np.ndarray, landmarks: np.ndarray, progress: bool = True,
             shared: Optional[SharedParams] = None, dense: Optional[np.ndarray] = None,

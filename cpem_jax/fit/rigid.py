@@ -113,3 +113,19 @@ def pose_keyframes(rotation: np.ndarray, count: int, near_frontal_deg: float = 3
         candidates = np.sort(np.argsort(turn, kind="stable")[:count])
     picks = np.unique(np.linspace(0, len(candidates) - 1, count).round().astype(int))
     return candidates[picks].astype(np.int64)
+
+
+def rest_keyframes(expression: np.ndarray, pool: np.ndarray, count: int) -> np.ndarray:
+    """The `count` frames of `pool` whose face rests most: those with the smallest sum of
+    |expression weight| (ties: the earlier frame).
+
+    Args:
+      expression: [C, K] expression weights fitted on the C frames of `pool`.
+      pool: [C] frame indices.
+      count: how many frames.
+    Returns:
+      [min(count, C)] int64 sorted frame indices.
+    """
+    effort = np.abs(np.asarray(expression, np.float64)).sum(axis=-1)
+    order = np.argsort(effort, kind="stable")[:int(count)]
+    return np.sort(np.asarray(pool, np.int64)[order])
