@@ -166,19 +166,11 @@ def arkit_rows(estimate):
 def parse_weights(text):
     """'sp=0.3,eye_shut=1' -> {field: float} of `FitWeights`; exits with one line on a bad
     item."""
-    from cpem_jax.fit.objective import FitWeights
-    known = [f.name for f in dataclasses.fields(FitWeights)]
-    changes = {}
-    for item in filter(None, text.split(",")):
-        name, _, value = item.partition("=")
-        try:
-            changes[name.strip()] = float(value)
-        except ValueError:
-            sys.exit(f"label_check: --weights item {item!r} is not NAME=NUMBER")
-        if name.strip() not in known:
-            sys.exit(f"label_check: --weights: unknown fit weight {name.strip()!r}; known: "
-                     f"{', '.join(known)}")
-    return changes
+    from cpem_jax.fit.objective import weight_changes
+    try:
+        return weight_changes(text)
+    except ValueError as err:
+        sys.exit(f"label_check: --weights: {err}")
 
 
 def check(rows, landmarker_name, data_root, window, method, checkpoint, progress,

@@ -97,7 +97,11 @@ def main(argv=None):
     config = FitConfig(photometric=not args.no_photometric)
     if args.weights:
         import dataclasses
-        changes = {k: float(v) for k, v in (item.split("=") for item in args.weights.split(","))}
+        from cpem_jax.fit.objective import weight_changes
+        try:
+            changes = weight_changes(args.weights)
+        except ValueError as err:
+            sys.exit(f"neutral_faces: --weights: {err}")
         config = dataclasses.replace(config, weights=dataclasses.replace(config.weights,
                                                                          **changes))
     dense_table = None

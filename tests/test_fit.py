@@ -146,3 +146,13 @@ def test_coefficient_file_round_trip_and_json(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable .npz"):
         load_coefficients(str(tmp_path / "bad.npz"))
+
+
+def test_weight_changes_name_fit_weight_fields():
+    from cpem_jax.fit.objective import weight_changes
+    assert weight_changes(" eye_shut = 1 ,sp=0.3") == {"eye_shut": 1.0, "sp": 0.3}
+    assert weight_changes("") == {}
+    with pytest.raises(ValueError, match="unknown fit weight 'bogus'"):
+        weight_changes("bogus=1")
+    with pytest.raises(ValueError, match="'sp=' is not NAME=NUMBER"):
+        weight_changes("sp=")

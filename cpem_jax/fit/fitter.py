@@ -10,8 +10,8 @@ Stages (coarse to fine):
      of them are then fitted with that identity (landmarks only), the `keyframes` whose face
      rests most (`rigid.rest_keyframes`) are chosen, and the identity is fitted again on them:
      an identity fitted on mostly smiling frames takes part of the smile, and the face at rest
-     then reads as its opposite (a pucker). When every frame is a keyframe (a single image, a short clip) this is the
-     whole fit: no frame is padded and there is no tracking pass.
+     then reads as its opposite (a pucker). When every frame is a keyframe (a single image, a
+     short clip) this is the whole fit: no frame is padded and there is no tracking pass.
   2. Tracking: the identity and albedo are locked; the frames are fitted in batches of `chunk`,
      each warm-started from the previous batch's last frame (expression, lighting) and its own
      PnP pose with the fitted identity, tied to the previous frame by the temporal prior;

@@ -58,6 +58,22 @@ class FitWeights:
     eye_shut: float = FITTING_WEIGHTS["eye_shut"]
 
 
+def weight_changes(text: str) -> Dict[str, float]:
+    """'sp=0.3,eye_shut=1' -> {FitWeights field: value}; a ValueError names a bad item (for
+    command-line options that change the fit's weights)."""
+    known = [f.name for f in dataclasses.fields(FitWeights)]
+    changes = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = (part.strip() for part in item.partition("="))
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            raise ValueError(f"item {item!r} is not NAME=NUMBER") from None
+        if name not in known:
+            raise ValueError(f"unknown fit weight {name!r}; known: {', '.join(known)}")
+    return changes
+
+
 @flax.struct.dataclass
 class FitData:
     """A batch of N frames to fit.
