@@ -8,8 +8,9 @@ Mesh points are points of the 3D face, the far side of the face included: they d
 along the visible outline (unlike dlib's jaw).
 
 The table for ICT-FaceKit (`data/mediapipe_ict.npz`, built once by
-`benchmarks/build_mediapipe_ict.py` from MediaPipe's canonical face mesh and ICT's neutral mesh;
-how and with which checks is stored in the file's `method` and `checks` entries) covers ICT's
+`benchmarks/build_mediapipe_ict.py` from MediaPipe's canonical face mesh and ICT's neutral mesh,
+then refined by `benchmarks/refine_mediapipe_ict.py` from fits of real video; how and with which
+checks is stored in the file's `method` and `checks` entries) covers ICT's
 full face area; on the narrow area the points of the forehead and temples that lie outside it
 are marked invalid. Other face models (BFM) have no table: `dense_landmarks_for` returns None
 and fitting falls back to the 68 iBUG landmarks.
