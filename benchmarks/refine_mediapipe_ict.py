@@ -66,7 +66,6 @@ from cpem_jax.face_model.obj_reader import read_polygons, read_vertices  # noqa:
 
 UNLABELLED = ("liveportrait_s13", "liveportrait_s18", "liveportrait_s20", "liveportrait_s29",
               "retalking_1", "retalking_2", "retalking_3")
-EYE_CORNERS_MP = (33, 133, 263, 362)
 FIXED_REGIONS = ("brows", "eyelids")  # Step 3: left where the build put them.
 BROW_MOTION_CM = 0.2  # Step 3: points a brow unit moves further than this stay too.
 MAX_RING = 12  # The deepest ring searched for a two-vertex point (the lips use 7 and 8).
@@ -123,7 +122,7 @@ def fit_videos(videos, table_path, frames_per_video, progress=True):
 
     from cpem_jax.detect import make_landmarker
     from cpem_jax.detect.crop import CropConfig
-    from cpem_jax.detect.pipeline import detect_and_crop
+    from cpem_jax.detect.pipeline import NoFaceError, detect_and_crop
     from cpem_jax.face_model import load_face_model
     from cpem_jax.face_model.dense_landmarks import dense_landmarks_for
     from cpem_jax.fit.fitter import FitConfig, SequenceFitter
@@ -142,8 +141,12 @@ def fit_videos(videos, table_path, frames_per_video, progress=True):
         wanted = sorted(set(np.linspace(0, count - 1, frames_per_video).astype(int).tolist()))
         with tempfile.TemporaryDirectory(prefix="refine_ict_") as folder:
             lc.write_window_folder(video, wanted, folder)
-            tracked = detect_and_crop(folder, landmarker, CropConfig(size=config.size),
-                                      progress=False)
+            try:
+                tracked = detect_and_crop(folder, landmarker, CropConfig(size=config.size),
+                                          progress=False)
+            except NoFaceError as err:
+                sys.exit(f"refine_mediapipe_ict: {video}: {err}; pass videos that show a face "
+                         f"with --videos")
         found = tracked.found
         detected = tracked.crop_dense()[found]
         result = fitter.fit(tracked.crops[found], tracked.crop_landmarks()[found],
@@ -233,7 +236,7 @@ def move_points(table, offsets, count, vertices, triangles, keep=None):
     if keep is not None:
         fixed |= np.asarray(keep, bool)
     moving = np.flatnonzero((count[:N_MESH] > 0) & table["valid"].astype(bool) & ~fixed)
-    on_ring = [p for p in moving if weights[p, 2] == 0 and p not in EYE_CORNERS_MP
+    on_ring = [p for p in moving if weights[p, 2] == 0
                and dl.REGIONS[int(table["region"][p])] in ("eyelids", "lips")]
     rings = (ring_edges(vertices, triangles, [(ids[p, 0], ids[p, 1]) for p in on_ring])
              if on_ring else [])

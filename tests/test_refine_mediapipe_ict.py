@@ -116,3 +116,8 @@ def test_the_brow_zone_is_the_brows_and_the_skin_they_move(refine, ict_model):
     assert zone[names == "brows"].all() and (names == "brows").sum() == 20
     assert not zone[np.isin(names, ["eyelids", "lips", "nose"])].any()
     assert 0 < zone[names == "surface"].sum() < 80
+
+
+def test_a_missing_video_is_one_line(refine, tmp_path):
+    with pytest.raises(SystemExit, match="no video .*absent.mp4; set CPEM_SHARED or pass"):
+        refine.main(["--videos", str(tmp_path / "absent.mp4"), "--out", str(tmp_path / "o.npz")])
