@@ -222,13 +222,18 @@ def brow_zone(dense, expression_names):
     return np.linalg.norm(basis, axis=1).max(axis=1, initial=0.0) > BROW_MOTION_CM
 
 
+def _points(vertices, ids, weights):
+    """Points of vertex ids [P, 3] with barycentric weights [P, 3] -> [P, 3]."""
+    return (vertices[ids] * weights[..., None]).sum(1)
+
+
 def move_points(table, offsets, count, vertices, triangles, keep=None):
     """The table with each constrained mesh point moved (step 3), but the points of
     `FIXED_REGIONS` and those where `keep` [N_MESH] bool is set; returns (table, distance each
     point moved on the mean shape [N_MESH] cm)."""
     ids = np.asarray(table["vertex_ids"], np.int64).copy()
     weights = np.asarray(table["vertex_weights"], np.float64).copy()
-    before = (vertices[ids] * weights[..., None]).sum(1)
+    before = _points(vertices, ids, weights)
     target = before.copy()
     target[:, :2] += offsets[:N_MESH]
     region = np.asarray(table["region"])[:N_MESH]
@@ -250,7 +255,7 @@ def move_points(table, offsets, count, vertices, triangles, keep=None):
     if free:
         tri, bary, _ = project_to_surface(target[free], vertices, triangles)
         ids[free], weights[free] = tri, bary
-    after = (vertices[ids] * weights[..., None]).sum(1)
+    after = _points(vertices, ids, weights)
     out = dict(table)
     out["vertex_ids"] = ids.astype(np.int32)
     out["vertex_weights"] = weights.astype(np.float32)
@@ -265,8 +270,8 @@ def move_points(table, offsets, count, vertices, triangles, keep=None):
 
 def table_points(table, vertices):
     """The table's mesh points on ICT's mean shape [N_MESH, 3]."""
-    ids = np.asarray(table["vertex_ids"], np.int64)
-    return (vertices[ids] * np.asarray(table["vertex_weights"], np.float64)[..., None]).sum(1)
+    return _points(vertices, np.asarray(table["vertex_ids"], np.int64),
+                   np.asarray(table["vertex_weights"], np.float64))
 
 
 def picture(vertices, triangles, before, after, path, size=1024):

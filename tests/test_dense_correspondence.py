@@ -41,6 +41,10 @@ def test_table_file_is_consistent():
     checks = json.loads(str(table["checks"]))
     assert checks["mirror_error_cm_max"] < 0.05 and checks["invalid_points"] == 0
     assert "canonical face mesh" in str(table["method"])
+    # Refined from fits of real video (benchmarks/refine_mediapipe_ict.py): the residual fell.
+    refined = checks["refined_from_video"]
+    assert "Step 7" in str(table["method"]) and len(refined["rounds"]) >= 1
+    assert refined["rms_residual_px_after"] < refined["rounds"][0]["rms_residual_px_before"]
 
 
 def test_bad_table_is_one_clear_error(tmp_path):
