@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cpem_jax.face_model.dense_landmarks import dense_landmarks_for, dense_points
+from cpem_jax.face_model.dense_landmarks import dense_landmarks_for, dense_points, gaze_unit_ids
 from cpem_jax.fit.fitter import FitConfig, SequenceFitter
 from cpem_jax.fit.objective import FitWeights
 from cpem_jax.fit.rigid import pose_keyframes, solve_pose
@@ -336,3 +336,40 @@ def test_an_eye_seen_shut_is_read_as_a_blink(ict_model, ict_dense):
 
     assert term(1.0, 0) < 1e-6 < 0.2 < term(0.5, 0) < term(0.0, 0)
     assert term(0.0, 1) == 0.0 and term(1.0, 1) == 0.0
+
+
+def test_gaze_units_are_the_eyelook_units(ict_model, fake_model):
+    names = [ict_model.expression_names[i] for i in gaze_unit_ids(ict_model)]
+    assert sorted(names) == sorted(u + s for u in ("eyeLookIn", "eyeLookOut", "eyeLookUp",
+                                                   "eyeLookDown") for s in ("_L", "_R"))
+    assert not any(n.startswith("eyeLook") for n in fake_model.expression_names)
+    assert gaze_unit_ids(fake_model).shape == (0,)
+
+
+def test_a_look_right_after_a_look_left_is_tracked(ict_model, ict_dense):
+    """Tracking batches start their gaze at rest: a batch after a look to the left reads a
+    look to the right (a warm start from the left look held eyeLookOut_R near zero behind the
+    expression-exclusive term)."""
+    m = ict_model
+    left = {"eyeLookOut_L": 0.6, "eyeLookIn_R": 0.6}
+    right = {"eyeLookOut_R": 0.5, "eyeLookIn_L": 0.5}
+    frames = [left] * 4 + [right] * 4
+    expression = np.zeros((len(frames), m.n_expression), np.float32)
+    for row, units in enumerate(frames):
+        for name, value in units.items():
+            expression[row, m.expression_index(name)] = value
+    # A weak sparsity prior, as in test_eye_units_from_lids_and_irises. Read from a warm start
+    # (the batch before looked left), eyeLookOut_R / eyeLookIn_L came out at 0.01-0.02.
+    config = FitConfig(size=224, photo_size=32, photometric=False, keyframes=2, chunk=4,
+                       rest_candidates=0, identity_landmark_iters=100,
+                       weights=FitWeights(sp=0.02))
+    fitter = SequenceFitter(m, config, dense=ict_dense)
+    dense_uv, lm68 = _dense_targets(m, ict_dense, config.camera(), expression,
+                                    np.zeros((len(frames), 3)), np.zeros(m.n_identity))
+    fit = fitter.fit(np.zeros((len(frames), 224, 224, 3), np.uint8), lm68, progress=False,
+                     dense=dense_uv)
+    got = fit.frames.expression[4:]
+    for name in right:                                    # 0.34-0.44 of 0.5.
+        assert got[:, m.expression_index(name)].min() > 0.3, name
+    for name in left:
+        assert got[:, m.expression_index(name)].max() < 0.05, name

@@ -57,7 +57,8 @@ from cpem_jax.estimation.identity import IdentityCalibration, IdentityProfile, P
 from cpem_jax.estimation.live_front import LiveFront
 from cpem_jax.face_model.dense_landmarks import dense_landmarks_for, dense_points
 from cpem_jax.face_model.model import FaceModel
-from cpem_jax.fit.fitter import INNER_68, FitConfig, SequenceFitter, rigid_points
+from cpem_jax.fit.fitter import FitConfig, SequenceFitter
+from cpem_jax.fit.rigid import INNER_68, rigid_points
 from cpem_jax.fit.objective import FitData, FitWeights
 from cpem_jax.fit.optimize import frame_step_sizes
 from cpem_jax.fit.rigid import solve_pose
@@ -317,7 +318,7 @@ class StreamingEstimator:
         """PnP of the identity's neutral face on one frame's points (crop pixels) ->
         (rotation [3], translation [3]), as the offline tracker starts each frame
         (`SequenceFitter.initial_poses`: only the points expressions barely move,
-        `fit.fitter.rigid_points`), with the neutral points computed once per identity."""
+        `fit.rigid.rigid_points`), with the neutral points computed once per identity."""
         if self._neutral is None or self._neutral[0] is not self.shared:
             model, identity = self.model, jnp.asarray(self.shared.identity)
             ids = np.asarray(model.landmark_ids)

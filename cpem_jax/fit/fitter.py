@@ -15,7 +15,13 @@ Stages (coarse to fine):
   2. Tracking: the identity and albedo are locked; the frames are fitted in batches of `chunk`,
      each warm-started from the previous batch's last frame (expression, lighting) and its own
      PnP pose with the fitted identity, tied to the previous frame by the temporal prior;
-     landmarks first, then with the photometric term.
+     landmarks first, then with the photometric term. Where the irises are fitted, the gaze
+     units (`dense_landmarks.gaze_unit_ids`) start at rest in every batch: the eyes jump
+     between fixations within a frame or two, so the last frame's gaze is no guide to the next
+     batch's, and when a jump flips eyeLookIn/Out or Up/Down, the expression-exclusive term
+     holds the new side near zero while the old one is still the larger (experiments/labels:
+     a look right after a look left read eyeLookOutRight 0.09 from the warm gaze, 0.49 from
+     rest).
 Landmarks: the 68 iBUG points, or, where the front end gives MediaPipe's 478 points and the face
 model has a dense table (`cpem_jax.face_model.dense_landmarks`), those, each weighted by its
 region (`losses.landmark.DENSE_REGION_WEIGHTS`), with an eye's iris points weighted by how open
@@ -34,14 +40,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cpem_jax.face_model.dense_landmarks import DenseLandmarks, dense_points, eye_openness
+from cpem_jax.face_model.dense_landmarks import (DenseLandmarks, dense_points, eye_openness,
+                                                 gaze_unit_ids)
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.objective import FitData, FitWeights, fit_terms
 from cpem_jax.fit.optimize import (frame_step_sizes, project_joint, run_adam,
                                    shared_step_sizes)
 from cpem_jax.fit.params import (FrameParams, SharedParams, init_frames, init_shared,
                                  project_frames, to_coefficients)
-from cpem_jax.fit.rigid import pose_keyframes, rest_keyframes, solve_poses
+from cpem_jax.fit.rigid import (INNER_68, pose_keyframes, rest_keyframes, rigid_points,
+                                solve_poses)
 from cpem_jax.fit.skin_mask import skin_mask_from_landmarks
 from cpem_jax.geometry.camera import (DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL, Camera,
                                      crop_camera)
@@ -53,30 +61,6 @@ from cpem_jax.losses.objective import Targets
 # iris points weigh 0, and above which they weigh fully (linear in between): MediaPipe's open
 # eyes measure about 0.25-0.35, closed ones under 0.1.
 IRIS_OPENNESS = (0.12, 0.20)
-INNER_68 = np.arange(17, 68)  # The 68-point set without the jaw contour, for PnP.
-# PnP uses the points that no expression unit moves by more than RIGID_MOTION_CM at weight 1 (on
-# ICT: nose, forehead, temples, eye corners, upper cheeks; of the 68: the nose bridge and the eye
-# corners and lower lids). A model with fewer than RIGID_MIN_POINTS such points gives PnP
-# nothing rigid to stand on: its frames start at zero rotation and translation.
-RIGID_MOTION_CM = 0.3
-RIGID_MIN_POINTS = 12
-
-
-def rigid_points(expression_basis: np.ndarray, candidates: np.ndarray) -> Optional[np.ndarray]:
-    """The points of `candidates` that expressions barely move (see RIGID_MOTION_CM).
-
-    Args:
-      expression_basis: [P, 3, K] expression deltas of the points.
-      candidates: [C] int indices into P.
-    Returns:
-      sorted int64 indices, or None when fewer than RIGID_MIN_POINTS qualify.
-    """
-    candidates = np.asarray(candidates)
-    motion = np.linalg.norm(np.asarray(expression_basis)[candidates], axis=1).max(axis=-1)
-    still = candidates[motion <= RIGID_MOTION_CM]
-    return np.sort(still) if len(still) >= RIGID_MIN_POINTS else None
-
-
 # The brow units' evidence is a handful of brow landmarks and next to no photometric signal, so
 # the full sparsity prior outweighs it: a raised inner brow of 0.4 fitted to exact projected
 # points came out as 0.0 (0.36 with a tenth of the prior; tests/test_live_streaming.py).
@@ -201,6 +185,10 @@ class SequenceFitter:
             self._has_iris = bool(np.any(np.asarray(dense.valid)[np.asarray(dense.eye) >= 0]))
             valid = np.flatnonzero(np.asarray(dense.valid) & (np.asarray(dense.eye) < 0))
             self._rigid_dense = rigid_points(np.asarray(dense.exp_basis), valid)
+        # Units reset at each tracking batch where the irises are fitted (the 68 points have
+        # none: there the eyeLook* units only shape the lids, which move slowly).
+        seen = dense is not None and self._has_iris
+        self._gaze_ids = jnp.asarray(gaze_unit_ids(model) if seen else np.zeros(0, np.int32))
         ids = np.asarray(model.landmark_ids)
         self._rigid_68 = rigid_points(np.asarray(model.exp_basis)[ids], INNER_68)
 
@@ -402,7 +390,9 @@ class SequenceFitter:
                 data = self._data(_pad(crops[rows], chunk), _pad(landmarks[rows], chunk), anchor,
                                   anchor_weight, part)
                 init = jax.tree_util.tree_map(lambda x: jnp.repeat(x, chunk, axis=0), anchor)
-                init = init.replace(rotation=jnp.asarray(_pad(rotation[rows], chunk)),
+                gaze = self._gaze_ids if dense is not None else self._gaze_ids[:0]
+                init = init.replace(expression=init.expression.at[:, gaze].set(0.0),
+                                    rotation=jnp.asarray(_pad(rotation[rows], chunk)),
                                     translation=jnp.asarray(_pad(translation[rows], chunk)))
                 frames = self._stages(self._track, shared, init, data)
                 frames = _slice_frames(frames, slice(0, stop - begin))

@@ -17,7 +17,7 @@ D t_cv - camera.base_translation. Pixels are the project's (centres at +0.5) on 
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -27,6 +27,28 @@ from cpem_jax.geometry.rotation import matrix_to_euler
 
 _FLIP = np.diag([1.0, -1.0, -1.0])
 MIN_POINTS = 6
+INNER_68 = np.arange(17, 68)  # The 68-point set without the jaw contour, for PnP.
+# PnP uses the points that no expression unit moves by more than RIGID_MOTION_CM at weight 1 (on
+# ICT: nose, forehead, temples, eye corners, upper cheeks; of the 68: the nose bridge and the eye
+# corners and lower lids). A model with fewer than RIGID_MIN_POINTS such points gives PnP
+# nothing rigid to stand on: its frames start at zero rotation and translation.
+RIGID_MOTION_CM = 0.3
+RIGID_MIN_POINTS = 12
+
+
+def rigid_points(expression_basis: np.ndarray, candidates: np.ndarray) -> Optional[np.ndarray]:
+    """The points of `candidates` that expressions barely move (see RIGID_MOTION_CM).
+
+    Args:
+      expression_basis: [P, 3, K] expression deltas of the points.
+      candidates: [C] int indices into P.
+    Returns:
+      sorted int64 indices, or None when fewer than RIGID_MIN_POINTS qualify.
+    """
+    candidates = np.asarray(candidates)
+    motion = np.linalg.norm(np.asarray(expression_basis)[candidates], axis=1).max(axis=-1)
+    still = candidates[motion <= RIGID_MOTION_CM]
+    return np.sort(still) if len(still) >= RIGID_MIN_POINTS else None
 
 
 def solve_pose(model_points: np.ndarray, image_points: np.ndarray, camera: Camera
