@@ -58,10 +58,9 @@ from cpem_jax.estimation.live_front import LiveFront
 from cpem_jax.face_model.dense_landmarks import dense_landmarks_for, dense_points
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.fitter import FitConfig, SequenceFitter
-from cpem_jax.fit.rigid import INNER_68, rigid_points
 from cpem_jax.fit.objective import FitData, FitWeights
 from cpem_jax.fit.optimize import frame_step_sizes
-from cpem_jax.fit.rigid import solve_pose
+from cpem_jax.fit.rigid import INNER_68, rigid_points, solve_pose
 from cpem_jax.fit.params import FrameParams, SharedParams, init_frames, init_shared
 from cpem_jax.losses.objective import Targets
 
