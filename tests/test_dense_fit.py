@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cpem_jax.face_model.dense_landmarks import dense_landmarks_for, dense_points, gaze_unit_ids
-from cpem_jax.fit.fitter import FitConfig, SequenceFitter
+from cpem_jax.fit.fitter import BROW_SPARSITY, FitConfig, SequenceFitter
 from cpem_jax.fit.objective import FitWeights
 from cpem_jax.fit.rigid import pose_keyframes, solve_pose
 from cpem_jax.geometry.camera import crop_camera
@@ -114,6 +114,32 @@ def test_single_image_is_one_frame_of_work(fake_model):
     by_pose.fit(np.zeros((10, 64, 64, 3), np.uint8), many, progress=False)
     assert calls == [("_joint", 8), ("_track", 8), ("_track", 8)]
 
+
+
+def test_the_resting_identity_stage_uses_its_own_sparsity(fake_model):
+    """The identity fitted again on the resting keyframes gets `rest_unit_sparsity` (the brows'
+    full prior on ICT); the first identity stage and the tracking keep `unit_sparsity`."""
+    config = FitConfig(size=64, photo_size=32, keyframes=8, chunk=8, photometric=False,
+                       identity_landmark_iters=20, track_landmark_iters=10,
+                       unit_sparsity=(("jawOpen", 0.1),), rest_unit_sparsity=(("jawOpen", 0.7),))
+    fitter = SequenceFitter(fake_model, config, render_fn=lambda *a, **k: None)
+    seen = []
+    for name in ("_joint", "_track"):
+        fn = getattr(fitter, name)
+
+        def wrapped(first, second, data, *args, _fn=fn, _name=name, **kwargs):
+            seen.append((_name, round(float(data.unit_sparsity[fake_model.expression_index(
+                "jawOpen")]), 4)))
+            return _fn(first, second, data, *args, **kwargs)
+        setattr(fitter, name, wrapped)
+    landmarks = np.asarray(project_landmarks(fake_model, fake_model.layout().zeros((1,)),
+                                             config.camera()))
+    fitter.fit(np.zeros((10, 64, 64, 3), np.uint8), np.repeat(landmarks, 10, axis=0),
+               progress=False)
+    # As in test_single_image_is_one_frame_of_work: identity, pool, resting identity, tracking.
+    assert seen == [("_joint", 0.1), ("_track", 0.1), ("_track", 0.1), ("_joint", 0.7),
+                    ("_track", 0.1), ("_track", 0.1)]
+    assert dict(FitConfig().rest_unit_sparsity) == {name: 1.0 for name, _ in BROW_SPARSITY}
 
 # ---------------------------------------------------------------------------- real ICT model
 

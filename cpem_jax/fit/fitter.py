@@ -10,8 +10,12 @@ Stages (coarse to fine):
      of them are then fitted with that identity (landmarks only), the `keyframes` whose face
      rests most (`rigid.rest_keyframes`) are chosen, and the identity is fitted again on them:
      an identity fitted on mostly smiling frames takes part of the smile, and the face at rest
-     then reads as its opposite (a pucker). When every frame is a keyframe (a single image, a
-     short clip) this is the whole fit: no frame is padded and there is no tracking pass.
+     then reads as its opposite (a pucker). On the resting keyframes the brow units carry the
+     full sparsity prior (`FitConfig.rest_unit_sparsity`; elsewhere a tenth of it,
+     `BROW_SPARSITY`), so that brows that sit high at rest go into the identity as far as it
+     can take them, and the tracked frames read brow motion from there. When every frame is a
+     keyframe (a single image, a short clip) this is the whole fit: no frame is padded and
+     there is no tracking pass.
   2. Tracking: the identity and albedo are locked; the frames are fitted in batches of `chunk`,
      each warm-started from the previous batch's last frame (expression, lighting) and its own
      PnP pose with the fitted identity, tied to the previous frame by the temporal prior;
@@ -78,6 +82,8 @@ class FitConfig:
     `rest_candidates`: near-frontal frames the resting keyframes are chosen from (0: keyframes
     by pose alone; see the module docstring).
     `unit_sparsity`: (unit name, factor) pairs scaling those units' sparsity prior (others 1).
+    `rest_unit_sparsity`: pairs that replace those factors in the identity stage on the resting
+    keyframes (module docstring, stage 1): there the brow units carry the full prior.
     """
     size: int = 224
     photo_size: int = 112
@@ -91,6 +97,8 @@ class FitConfig:
     near_frontal_deg: float = 30.0
     rest_candidates: int = 32
     unit_sparsity: Tuple[Tuple[str, float], ...] = BROW_SPARSITY
+    rest_unit_sparsity: Tuple[Tuple[str, float], ...] = tuple(
+        (name, 1.0) for name, _ in BROW_SPARSITY)
     weights: FitWeights = FitWeights()
     focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL
     distance_cm: float = DEFAULT_DISTANCE_CM
@@ -154,6 +162,13 @@ class SequenceFitter:
         self.dense = dense
         factors = config.sparsity_factors(model)
         self._unit_sparsity = None if factors is None else jnp.asarray(factors)
+        self._rest_sparsity = self._unit_sparsity
+        if config.rest_unit_sparsity:
+            rest = np.ones(model.n_expression, np.float32) if factors is None else factors.copy()
+            for name, value in config.rest_unit_sparsity:
+                if name in model.expression_names:
+                    rest[model.expression_index(name)] = value
+            self._rest_sparsity = jnp.asarray(rest)
         loss = functools.partial(fit_terms, camera=self.camera, weights=config.weights,
                                  render_fn=render_fn)
 
@@ -310,16 +325,20 @@ class SequenceFitter:
             if not np.array_equal(rest, ids):
                 ids = rest
                 shared, frames = self._identity_on(ids, crops, landmarks, dense, rotation,
-                                                   translation)
+                                                   translation, self._rest_sparsity)
         return shared, ids, frames
 
-    def _identity_on(self, ids, crops, landmarks, dense, rotation, translation):
-        """The identity stage on frames `ids`: (shared, their FrameParams [len(ids)])."""
+    def _identity_on(self, ids, crops, landmarks, dense, rotation, translation,
+                     unit_sparsity=None):
+        """The identity stage on frames `ids`: (shared, their FrameParams [len(ids)]).
+        `unit_sparsity`: [K_exp] factors of the sparsity prior instead of the config's."""
         frames = init_frames(self.model, len(ids)).replace(
             rotation=jnp.asarray(rotation[ids]), translation=jnp.asarray(translation[ids]))
         data = self._data(crops[ids], landmarks[ids], _slice_frames(frames, slice(0, 1)), 0.0,
                           None if dense is None else dense[ids],
                           consecutive=bool(np.all(np.diff(ids) == 1)))
+        if unit_sparsity is not None:
+            data = data.replace(unit_sparsity=unit_sparsity)
         return self._stages(self._joint, init_shared(self.model), frames, data)
 
     def _pool_expressions(self, shared, pool, crops, landmarks, dense, rotation, translation):
