@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cpem_jax.face_model.dense_landmarks import dense_landmarks_for, dense_points, gaze_unit_ids
+from cpem_jax.face_model.dense_landmarks import dense_landmarks_for, dense_points
 from cpem_jax.fit.fitter import BROW_SPARSITY, FitConfig, SequenceFitter
 from cpem_jax.fit.objective import FitWeights
 from cpem_jax.fit.rigid import pose_keyframes, solve_pose
@@ -362,14 +362,6 @@ def test_an_eye_seen_shut_is_read_as_a_blink(ict_model, ict_dense):
 
     assert term(1.0, 0) < 1e-6 < 0.2 < term(0.5, 0) < term(0.0, 0)
     assert term(0.0, 1) == 0.0 and term(1.0, 1) == 0.0
-
-
-def test_gaze_units_are_the_eyelook_units(ict_model, fake_model):
-    names = [ict_model.expression_names[i] for i in gaze_unit_ids(ict_model)]
-    assert sorted(names) == sorted(u + s for u in ("eyeLookIn", "eyeLookOut", "eyeLookUp",
-                                                   "eyeLookDown") for s in ("_L", "_R"))
-    assert not any(n.startswith("eyeLook") for n in fake_model.expression_names)
-    assert gaze_unit_ids(fake_model).shape == (0,)
 
 
 def test_a_look_right_after_a_look_left_is_tracked(ict_model, ict_dense):

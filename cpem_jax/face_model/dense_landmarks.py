@@ -56,13 +56,6 @@ GAZE_UNITS = ("eyeLookIn", "eyeLookOut", "eyeLookUp", "eyeLookDown")
 IRIS_POINTS = {1: tuple(range(468, 473)), 0: tuple(range(473, 478))}
 
 
-def gaze_unit_ids(model: FaceModel) -> np.ndarray:
-    """[G] int32 indices of the model's eyeLook* units (G = 0 for a model without them)."""
-    names = [unit + side for side in EYES for unit in GAZE_UNITS]
-    return np.array([model.expression_index(n) for n in names if n in model.expression_names],
-                    np.int32)
-
-
 class DenseTableError(ValueError):
     """The dense correspondence file is missing, unreadable or of another format version."""
 

@@ -20,7 +20,7 @@ Stages (coarse to fine):
      each warm-started from the previous batch's last frame (expression, lighting) and its own
      PnP pose with the fitted identity, tied to the previous frame by the temporal prior;
      landmarks first, then with the photometric term. Where the irises are fitted, the gaze
-     units (`dense_landmarks.gaze_unit_ids`) start at rest in every batch: the eyes jump
+     units (`DenseLandmarks.gaze_units`) start at rest in every batch: the eyes jump
      between fixations within a frame or two, so the last frame's gaze is no guide to the next
      batch's, and when a jump flips eyeLookIn/Out or Up/Down, the expression-exclusive term
      holds the new side near zero while the old one is still the larger (experiments/labels:
@@ -44,8 +44,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cpem_jax.face_model.dense_landmarks import (DenseLandmarks, dense_points, eye_openness,
-                                                 gaze_unit_ids)
+from cpem_jax.face_model.dense_landmarks import DenseLandmarks, dense_points, eye_openness
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.objective import FitData, FitWeights, fit_terms
 from cpem_jax.fit.optimize import (frame_step_sizes, project_joint, run_adam,
@@ -203,7 +202,8 @@ class SequenceFitter:
         # Units reset at each tracking batch where the irises are fitted (the 68 points have
         # none: there the eyeLook* units only shape the lids, which move slowly).
         seen = dense is not None and self._has_iris
-        self._gaze_ids = jnp.asarray(gaze_unit_ids(model) if seen else np.zeros(0, np.int32))
+        self._gaze_ids = (jnp.asarray(dense.gaze_units).reshape(-1) if seen
+                          else jnp.zeros(0, jnp.int32))
         ids = np.asarray(model.landmark_ids)
         self._rigid_68 = rigid_points(np.asarray(model.exp_basis)[ids], INNER_68)
 
