@@ -2,13 +2,13 @@
 units from lids and irises, and the dense points' path from the tracker to the fitter."""
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cpem_jax.face_model.dense_landmarks import dense_landmarks_for, dense_points
-from cpem_jax.fit.fitter import BROW_SPARSITY, FitConfig, SequenceFitter
+from cpem_jax.face_model.dense_landmarks import dense_landmarks_for
+from cpem_jax.fit.config import BROW_SPARSITY
+from cpem_jax.fit.fitter import FitConfig, SequenceFitter
 from cpem_jax.fit.objective import FitWeights
 from cpem_jax.fit.rigid import pose_keyframes, solve_pose
 from cpem_jax.geometry.camera import crop_camera

@@ -12,7 +12,7 @@ Stages (coarse to fine):
      an identity fitted on mostly smiling frames takes part of the smile, and the face at rest
      then reads as its opposite (a pucker). On the resting keyframes the brow units carry the
      full sparsity prior (`FitConfig.rest_unit_sparsity`; elsewhere a tenth of it,
-     `BROW_SPARSITY`), so that brows that sit high at rest go into the identity as far as it
+     `config.BROW_SPARSITY`), so that brows that sit high at rest go into the identity as far as it
      can take them, and the tracked frames read brow motion from there. When every frame is a
      keyframe (a single image, a short clip) this is the whole fit: no frame is padded and
      there is no tracking pass.
@@ -29,7 +29,7 @@ Stages (coarse to fine):
 Landmarks: the 68 iBUG points, or, where the front end gives MediaPipe's 478 points and the face
 model has a dense table (`cpem_jax.face_model.dense_landmarks`), those, each weighted by its
 region (`losses.landmark.DENSE_REGION_WEIGHTS`), with an eye's iris points weighted by how open
-the detected eye is (`IRIS_OPENNESS`: a closed eye's iris is not seen; its lids still are).
+the detected eye is (`config.IRIS_OPENNESS`: a closed eye's iris is not seen; its lids still are).
 Every stage is one jitted program (the Adam loop inside), compiled once per shape.
 """
 from __future__ import annotations
@@ -46,7 +46,8 @@ from tqdm import tqdm
 
 from cpem_jax.face_model.dense_landmarks import DenseLandmarks, dense_points, eye_openness
 from cpem_jax.face_model.model import FaceModel
-from cpem_jax.fit.objective import FitData, FitWeights, fit_terms
+from cpem_jax.fit.config import IRIS_OPENNESS, FitConfig
+from cpem_jax.fit.objective import FitData, fit_terms
 from cpem_jax.fit.optimize import (frame_step_sizes, project_joint, run_adam,
                                    shared_step_sizes)
 from cpem_jax.fit.params import (FrameParams, SharedParams, init_frames, init_shared,
@@ -54,73 +55,9 @@ from cpem_jax.fit.params import (FrameParams, SharedParams, init_frames, init_sh
 from cpem_jax.fit.rigid import (INNER_68, pose_keyframes, rest_keyframes, rigid_points,
                                 solve_poses)
 from cpem_jax.fit.skin_mask import skin_mask_from_landmarks
-from cpem_jax.geometry.camera import (DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL, Camera,
-                                     crop_camera)
 from cpem_jax.geometry.pipeline import project_landmarks
 from cpem_jax.losses.landmark import dense_region_weights, project_dense
 from cpem_jax.losses.objective import Targets
-
-# Eye openness (lid gap / eye width of the detected points, `eye_openness`) below which an eye's
-# iris points weigh 0, and above which they weigh fully (linear in between): MediaPipe's open
-# eyes measure about 0.25-0.35, closed ones under 0.1.
-IRIS_OPENNESS = (0.12, 0.20)
-# The brow units' evidence is a handful of brow landmarks and next to no photometric signal, so
-# the full sparsity prior outweighs it: a raised inner brow of 0.4 fitted to exact projected
-# points came out as 0.0 (0.36 with a tenth of the prior; tests/test_live_streaming.py).
-BROW_SPARSITY: Tuple[Tuple[str, float], ...] = tuple(
-    (f"brow{unit}_{side}", 0.1) for unit in ("Down", "InnerUp", "OuterUp") for side in "LR")
-
-
-@dataclasses.dataclass(frozen=True)
-class FitConfig:
-    """Fitting settings (see the module docstring for the stages).
-
-    `size` is the crop the camera and the landmarks live in; the photometric terms compare the
-    crop and the render at `photo_size` (smaller is faster; the landmarks keep full precision).
-    `near_frontal_deg`: keyframe candidates turn at most this much (`rigid.pose_keyframes`).
-    `rest_candidates`: near-frontal frames the resting keyframes are chosen from (0: keyframes
-    by pose alone; see the module docstring).
-    `unit_sparsity`: (unit name, factor) pairs scaling those units' sparsity prior (others 1).
-    `rest_unit_sparsity`: pairs that replace those factors in the identity stage on the resting
-    keyframes (module docstring, stage 1): there the brow units carry the full prior.
-    """
-    size: int = 224
-    photo_size: int = 112
-    keyframes: int = 8
-    identity_landmark_iters: int = 300
-    identity_photo_iters: int = 150
-    chunk: int = 8
-    track_landmark_iters: int = 60
-    track_photo_iters: int = 10
-    photometric: bool = True
-    near_frontal_deg: float = 30.0
-    rest_candidates: int = 32
-    unit_sparsity: Tuple[Tuple[str, float], ...] = BROW_SPARSITY
-    rest_unit_sparsity: Tuple[Tuple[str, float], ...] = tuple(
-        (name, 1.0) for name, _ in BROW_SPARSITY)
-    weights: FitWeights = FitWeights()
-    focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL
-    distance_cm: float = DEFAULT_DISTANCE_CM
-
-    def __post_init__(self):
-        for name in ("size", "photo_size", "keyframes", "chunk"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}")
-
-    def camera(self) -> Camera:
-        return crop_camera(self.size, self.focal_per_pixel, self.distance_cm)
-
-    def sparsity_factors(self, model: FaceModel) -> Optional[np.ndarray]:
-        """[K_exp] float32 per-unit sparsity factors (None when `unit_sparsity` is empty); units
-        the model lacks are skipped."""
-        if not self.unit_sparsity:
-            return None
-        factors = np.ones(model.n_expression, np.float32)
-        for name, value in self.unit_sparsity:
-            if name in model.expression_names:
-                factors[model.expression_index(name)] = value
-        return factors
-
 
 @dataclasses.dataclass
 class SequenceFit:

@@ -24,7 +24,7 @@ from cpem_jax.losses.objective import (FITTING_WEIGHTS, Targets, combine_losses,
 # lids on a shut eye stay apart: 0.01-0.10 on the 22 shut eyes of experiments/labels (median
 # 0.047, upper quartile 0.06), against 0.25-0.45 for open eyes. Openings up to the floor are
 # fitted as shut, those between the floor and the knee stretched onto [0, knee]; from the knee
-# (where the iris shows fully, `fit.fitter.IRIS_OPENNESS`) an opening is taken as detected.
+# (where the iris shows fully, `fit.config.IRIS_OPENNESS`) an opening is taken as detected.
 DETECTED_SHUT_OPENING = (0.06, 0.20)
 # (shut, open) detected openings for the blink prior (`eye_shut_term`): an eye counts fully as
 # shut up to the floor above, and not at all from 0.10 (the widest of those 22 shut eyes: 0.097).

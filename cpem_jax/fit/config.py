@@ -1,0 +1,76 @@
+"""The fit's settings: `FitConfig`, and the per-unit prior factors and iris rule it defaults to.
+
+`cpem_jax.fit.fitter` describes the stages these settings steer.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+import numpy as np
+
+from cpem_jax.face_model.model import FaceModel
+from cpem_jax.fit.objective import FitWeights
+from cpem_jax.geometry.camera import (DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL, Camera,
+                                     crop_camera)
+
+# Eye openness (lid gap / eye width of the detected points, `eye_openness`) below which an eye's
+# iris points weigh 0, and above which they weigh fully (linear in between): MediaPipe's open
+# eyes measure about 0.25-0.35, closed ones under 0.1.
+IRIS_OPENNESS = (0.12, 0.20)
+# The brow units' evidence is a handful of brow landmarks and next to no photometric signal, so
+# the full sparsity prior outweighs it: a raised inner brow of 0.4 fitted to exact projected
+# points came out as 0.0 (0.36 with a tenth of the prior; tests/test_live_streaming.py).
+BROW_SPARSITY: Tuple[Tuple[str, float], ...] = tuple(
+    (f"brow{unit}_{side}", 0.1) for unit in ("Down", "InnerUp", "OuterUp") for side in "LR")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    """Fitting settings (see the module docstring for the stages).
+
+    `size` is the crop the camera and the landmarks live in; the photometric terms compare the
+    crop and the render at `photo_size` (smaller is faster; the landmarks keep full precision).
+    `near_frontal_deg`: keyframe candidates turn at most this much (`rigid.pose_keyframes`).
+    `rest_candidates`: near-frontal frames the resting keyframes are chosen from (0: keyframes
+    by pose alone; see the module docstring).
+    `unit_sparsity`: (unit name, factor) pairs scaling those units' sparsity prior (others 1).
+    `rest_unit_sparsity`: pairs that replace those factors in the identity stage on the resting
+    keyframes (module docstring, stage 1): there the brow units carry the full prior.
+    """
+    size: int = 224
+    photo_size: int = 112
+    keyframes: int = 8
+    identity_landmark_iters: int = 300
+    identity_photo_iters: int = 150
+    chunk: int = 8
+    track_landmark_iters: int = 60
+    track_photo_iters: int = 10
+    photometric: bool = True
+    near_frontal_deg: float = 30.0
+    rest_candidates: int = 32
+    unit_sparsity: Tuple[Tuple[str, float], ...] = BROW_SPARSITY
+    rest_unit_sparsity: Tuple[Tuple[str, float], ...] = tuple(
+        (name, 1.0) for name, _ in BROW_SPARSITY)
+    weights: FitWeights = FitWeights()
+    focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL
+    distance_cm: float = DEFAULT_DISTANCE_CM
+
+    def __post_init__(self):
+        for name in ("size", "photo_size", "keyframes", "chunk"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+    def camera(self) -> Camera:
+        return crop_camera(self.size, self.focal_per_pixel, self.distance_cm)
+
+    def sparsity_factors(self, model: FaceModel) -> Optional[np.ndarray]:
+        """[K_exp] float32 per-unit sparsity factors (None when `unit_sparsity` is empty); units
+        the model lacks are skipped."""
+        if not self.unit_sparsity:
+            return None
+        factors = np.ones(model.n_expression, np.float32)
+        for name, value in self.unit_sparsity:
+            if name in model.expression_names:
+                factors[model.expression_index(name)] = value
+        return factors
