@@ -185,8 +185,7 @@ class StreamingEstimator:
         self._previous: Optional[FrameParams] = None
         self._neutral = None  # (shared, (rows, neutral points) of the 68 and of the dense)
         self._square: Optional[np.ndarray] = None
-        factors = config.fit_config().sparsity_factors(model)  # As the offline fit.
-        self._unit_sparsity = None if factors is None else jnp.asarray(factors)
+        self._unit_sparsity = self.fitter.unit_sparsity(self.use_dense)  # As the offline fit.
         scale = float(config.step_scale)  # Scaled as Python floats: no device operation.
         self._sizes = frame_step_sizes(**{name: float(value) * scale for name, value in
                                           dataclasses.asdict(frame_step_sizes()).items()})

@@ -29,7 +29,8 @@ Stages (coarse to fine):
 Landmarks: the 68 iBUG points, or, where the front end gives MediaPipe's 478 points and the face
 model has a dense table (`cpem_jax.face_model.dense_landmarks`), those, each weighted by its
 region (`losses.landmark.DENSE_REGION_WEIGHTS`), with an eye's iris points weighted by how open
-the detected eye is (`config.IRIS_OPENNESS`: a closed eye's iris is not seen; its lids still are).
+the detected eye is (`config.IRIS_OPENNESS`: a closed eye's iris is not seen; its lids still are),
+and the eyeLook* units carry `FitConfig.iris_gaze_sparsity` of their sparsity prior.
 Every stage is one jitted program (the Adam loop inside), compiled once per shape.
 """
 from __future__ import annotations
@@ -96,15 +97,13 @@ class SequenceFitter:
         self.config = config
         self.camera = config.camera()
         self.dense = dense
-        factors = config.sparsity_factors(model)
-        self._unit_sparsity = None if factors is None else jnp.asarray(factors)
-        self._rest_sparsity = self._unit_sparsity
-        if config.rest_unit_sparsity:
-            rest = np.ones(model.n_expression, np.float32) if factors is None else factors.copy()
-            for name, value in config.rest_unit_sparsity:
-                if name in model.expression_names:
-                    rest[model.expression_index(name)] = value
-            self._rest_sparsity = jnp.asarray(rest)
+        seen = dense is not None and bool(
+            np.any(np.asarray(dense.valid)[np.asarray(dense.eye) >= 0]))
+        # Units reset at each tracking batch where the irises are fitted (the 68 points have
+        # none: there the eyeLook* units only shape the lids, which move slowly).
+        self._gaze_ids = (jnp.asarray(dense.gaze_units).reshape(-1) if seen
+                          else jnp.zeros(0, jnp.int32))
+        self._sparsity = self._sparsity_factors(model, config, np.asarray(self._gaze_ids))
         loss = functools.partial(fit_terms, camera=self.camera, weights=config.weights,
                                  render_fn=render_fn)
 
@@ -133,16 +132,32 @@ class SequenceFitter:
                 dense, jnp.zeros(model.n_identity), jnp.zeros(model.n_expression)))
             self._region_weights = np.asarray(dense_region_weights(dense))
             # The gaze prior needs iris points (an ICT build without gaze units has none).
-            self._has_iris = bool(np.any(np.asarray(dense.valid)[np.asarray(dense.eye) >= 0]))
+            self._has_iris = seen
             valid = np.flatnonzero(np.asarray(dense.valid) & (np.asarray(dense.eye) < 0))
             self._rigid_dense = rigid_points(np.asarray(dense.exp_basis), valid)
-        # Units reset at each tracking batch where the irises are fitted (the 68 points have
-        # none: there the eyeLook* units only shape the lids, which move slowly).
-        seen = dense is not None and self._has_iris
-        self._gaze_ids = (jnp.asarray(dense.gaze_units).reshape(-1) if seen
-                          else jnp.zeros(0, jnp.int32))
         ids = np.asarray(model.landmark_ids)
         self._rigid_68 = rigid_points(np.asarray(model.exp_basis)[ids], INNER_68)
+
+    @staticmethod
+    def _sparsity_factors(model: FaceModel, config: FitConfig, gaze_ids: np.ndarray):
+        """{(irises fitted, resting keyframes): [K_exp] factors of the sparsity prior}: the
+        config's `unit_sparsity` (`rest_unit_sparsity` over it on the resting keyframes), with
+        the eyeLook* units `gaze_ids` times `iris_gaze_sparsity` where the irises are fitted."""
+        base = config.sparsity_factors(model)
+        base = np.ones(model.n_expression, np.float32) if base is None else base
+        rest = base.copy()
+        for name, value in config.rest_unit_sparsity:
+            if name in model.expression_names:
+                rest[model.expression_index(name)] = value
+        iris = np.ones(model.n_expression, np.float32)
+        iris[gaze_ids] = config.iris_gaze_sparsity
+        return {(False, False): jnp.asarray(base), (False, True): jnp.asarray(rest),
+                (True, False): jnp.asarray(base * iris), (True, True): jnp.asarray(rest * iris)}
+
+    def unit_sparsity(self, irises: bool, rest: bool = False) -> jnp.ndarray:
+        """[K_exp] factors of the sparsity prior of a fit with (or without) the irises, on the
+        resting keyframes or elsewhere (`_sparsity_factors`)."""
+        return self._sparsity[(bool(irises) and len(self._gaze_ids) > 0, bool(rest))]
 
     def terms(self, shared: SharedParams, frames: FrameParams, data: FitData):
         """The named fit terms of one batch (jitted)."""
@@ -194,7 +209,7 @@ class SequenceFitter:
                 dense=jnp.asarray(np.nan_to_num(dense), jnp.float32),
                 dense_weights=jnp.asarray(dense_weights, jnp.float32))
         return FitData(targets=targets, anchor=anchor, anchor_weight=jnp.float32(anchor_weight),
-                       unit_sparsity=self._unit_sparsity,
+                       unit_sparsity=self.unit_sparsity(hidden is not None),
                        consecutive=jnp.float32(1.0 if consecutive else 0.0),
                        gaze_hidden=None if hidden is None else jnp.asarray(hidden))
 
@@ -262,20 +277,21 @@ class SequenceFitter:
             if not np.array_equal(rest, ids):
                 ids = rest
                 shared, frames = self._identity_on(ids, crops, landmarks, dense, rotation,
-                                                   translation, self._rest_sparsity)
+                                                   translation, rest=True)
         return shared, ids, frames
 
     def _identity_on(self, ids, crops, landmarks, dense, rotation, translation,
-                     unit_sparsity=None):
+                     rest: bool = False):
         """The identity stage on frames `ids`: (shared, their FrameParams [len(ids)]).
-        `unit_sparsity`: [K_exp] factors of the sparsity prior instead of the config's."""
+        `rest`: the resting keyframes' factors of the sparsity prior (`unit_sparsity`)."""
         frames = init_frames(self.model, len(ids)).replace(
             rotation=jnp.asarray(rotation[ids]), translation=jnp.asarray(translation[ids]))
         data = self._data(crops[ids], landmarks[ids], _slice_frames(frames, slice(0, 1)), 0.0,
                           None if dense is None else dense[ids],
                           consecutive=bool(np.all(np.diff(ids) == 1)))
-        if unit_sparsity is not None:
-            data = data.replace(unit_sparsity=unit_sparsity)
+        if rest:
+            data = data.replace(unit_sparsity=self.unit_sparsity(data.gaze_hidden is not None,
+                                                                 rest=True))
         return self._stages(self._joint, init_shared(self.model), frames, data)
 
     def _pool_expressions(self, shared, pool, crops, landmarks, dense, rotation, translation):
