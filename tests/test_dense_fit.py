@@ -408,6 +408,9 @@ def test_the_gaze_units_carry_a_lighter_prior_where_the_irises_are_fitted(ict_mo
         assert np.all(np.asarray(with_irises.unit_sparsity(False, rest=rest))[gaze] == 1.0)
     points_only = SequenceFitter(m, config, dense=None)
     assert np.all(np.asarray(points_only.unit_sparsity(True))[gaze] == 1.0)
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="iris_gaze_sparsity"):
+            FitConfig(iris_gaze_sparsity=bad)
 
 
 def test_a_look_reads_nearer_its_size_with_the_iris_gaze_prior(ict_model, ict_dense):

@@ -70,6 +70,9 @@ class FitConfig:
         for name in ("size", "photo_size", "keyframes", "chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.iris_gaze_sparsity >= 0:
+            raise ValueError(f"FitConfig.iris_gaze_sparsity must be >= 0 (1 = the full prior), "
+                             f"got {self.iris_gaze_sparsity}")
 
     def camera(self) -> Camera:
         return crop_camera(self.size, self.focal_per_pixel, self.distance_cm)
