@@ -14,7 +14,12 @@ vergence depends on a distance a single camera measures poorly.
     python benchmarks/eye_contact.py --fits FITS [--json OUT]
 
 Reads FITS/<video stem>/coefficients.npz (`cpem-jax fit`, or `cpem-jax retarget ... --outputs
-coefficients`). Frames without a face, and frames where either eye is fitted as shut (eyeBlink >=
+coefficients`), or with `--live` a live run's track and the profile it used:
+
+    cpem-jax calibrate VIDEO -o LIVE/<stem>.npz
+    cpem-jax retarget VIDEO -o LIVE/<stem> --live --identity LIVE/<stem>.npz --outputs json
+    python benchmarks/eye_contact.py --fits LIVE --live
+ Frames without a face, and frames where either eye is fitted as shut (eyeBlink >=
 `--max-blink`: a shut eye has no gaze), are left out and counted.
 
 Per video and over all: the mean absolute error of yaw and pitch (degrees), the mean signed error
@@ -103,8 +108,35 @@ def summarise(required: np.ndarray, fitted: np.ndarray) -> dict:
     return out
 
 
-def run(fits: str, labels: str, model, max_blink: float = 0.4) -> dict:
-    """Scores the fits under `fits` on the windows of `labels` (see the module docstring)."""
+def load_track(folder: str, stem: str):
+    """A live run's track as the fields `required_angles` and `fitted_angles` read.
+
+    FOLDER/<stem>/blendshapes.json (`cpem-jax retarget ... --live --outputs json`: the raw model
+    units, head rotation and translation of each frame) and FOLDER/<stem>.npz, the identity
+    profile the run used (`cpem-jax calibrate ... -o FOLDER/<stem>.npz`, then `--identity`).
+    """
+    from types import SimpleNamespace
+    from cpem_jax.estimation.identity import IdentityProfile
+    from cpem_jax.geometry.camera import crop_camera
+    with open(os.path.join(folder, stem, "blendshapes.json")) as handle:
+        track = json.load(handle)
+    profile = IdentityProfile.load(os.path.join(folder, stem + ".npz"))
+    frames = track["frames"]
+    found = np.array([f["face_found"] for f in frames], bool)
+    rows = [f["raw"] for f, ok in zip(frames, found) if ok]
+    return SimpleNamespace(
+        frame_index=np.array([f["frame"] for f in frames]), face_found=found,
+        unit_names=tuple(track["unit_names"]),
+        expression=np.array([r["units"] for r in rows], np.float32).reshape(len(rows), -1),
+        rotation=np.array([r["head_rotation"] for r in rows], np.float32).reshape(-1, 3),
+        translation=np.array([r["head_translation"] for r in rows], np.float32).reshape(-1, 3),
+        identity=np.asarray(profile.identity, np.float32), frame_identity=None,
+        camera=crop_camera(profile.size, profile.focal_per_pixel, profile.distance_cm))
+
+
+def run(fits: str, labels: str, model, max_blink: float = 0.4, live: bool = False) -> dict:
+    """Scores the fits under `fits` on the windows of `labels` (see the module docstring);
+    `live`: `fits` holds live runs' tracks and profiles instead (`load_track`)."""
     from cpem_jax.export.coefficients import load_coefficients
     from cpem_jax.face_model.dense_landmarks import dense_landmarks_for
     dense = dense_landmarks_for(model)
@@ -114,11 +146,12 @@ def run(fits: str, labels: str, model, max_blink: float = 0.4) -> dict:
     results, all_required, all_fitted = {}, [], []
     for row in read_labels(labels):
         stem = os.path.splitext(os.path.basename(row["video"]))[0]
-        path = os.path.join(fits, stem, "coefficients.npz")
+        path = os.path.join(fits, stem, "blendshapes.json" if live else "coefficients.npz")
         if not os.path.isfile(path):
-            print(f"{stem}: no fit at {path}; skipped (run `cpem-jax fit` on the video first)")
+            print(f"{stem}: no {'track' if live else 'fit'} at {path}; skipped (run "
+                  f"`cpem-jax {'retarget --live' if live else 'fit'}` on the video first)")
             continue
-        estimate = load_coefficients(path)
+        estimate = load_track(fits, stem) if live else load_coefficients(path)
         frames = estimate.frame_index[estimate.face_found]        # rows of the estimate
         window = (frames >= row["first"]) & (frames <= row["last"])
         shut = blink(estimate) >= max_blink
@@ -164,6 +197,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fits", required=True,
                         help="folder with <video stem>/coefficients.npz for each labelled video")
+    parser.add_argument("--live", action="store_true",
+                        help="FITS holds live runs: <stem>/blendshapes.json and the identity "
+                             "profile <stem>.npz each run used")
     parser.add_argument("--labels", default=LABELS, help="eye-contact windows (CSV)")
     parser.add_argument("--face-model", default=None, help="default: the ICT model")
     parser.add_argument("--max-blink", type=float, default=0.4,
@@ -174,7 +210,8 @@ def main(argv=None) -> int:
         print(f"error: no label file {args.labels}", file=sys.stderr)
         return 2
     from cpem_jax.face_model import load_face_model
-    result = run(args.fits, args.labels, load_face_model(args.face_model), args.max_blink)
+    result = run(args.fits, args.labels, load_face_model(args.face_model), args.max_blink,
+                 live=args.live)
     print(table(result))
     if args.json:
         with open(args.json, "w") as handle:

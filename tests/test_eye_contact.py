@@ -114,3 +114,30 @@ def test_the_score_of_saved_fits(ict_model, tmp_path):
         np.mean(np.abs(required[..., 0].mean(axis=1))), rel=1e-3)
     assert "gain" not in stares["yaw"]
     assert "| all |" in eye_contact.table(result)
+
+
+def test_a_live_track_is_read_like_a_fit(ict_model, tmp_path):
+    """A live run's blendshapes.json (raw units, head pose) and its identity profile score as
+    the same frames saved as a coefficient file do."""
+    import json
+    from cpem_jax.estimation.identity import IdentityProfile
+    estimate = _estimate(ict_model, gaze=True)
+    folder = tmp_path / "live"
+    os.makedirs(folder / "looks")
+    IdentityProfile(identity=estimate.identity, albedo=estimate.albedo,
+                    face_model=ict_model.name, n_expression=ict_model.n_expression,
+                    size=SIZE).save(str(folder / "looks.npz"))
+    frames = [{"frame": k, "face_found": True,
+               "raw": {"units": estimate.expression[k].tolist(),
+                       "head_rotation": estimate.rotation[k].tolist(),
+                       "head_translation": estimate.translation[k].tolist()}}
+              for k in range(len(POSES))]
+    frames.append({"frame": len(POSES), "face_found": False, "raw": {}})
+    (folder / "looks" / "blendshapes.json").write_text(json.dumps(
+        {"unit_names": list(estimate.unit_names), "frames": frames}))
+    labels = tmp_path / "eye_contact.csv"
+    labels.write_text("video,first,last,note\nvideos/looks.mp4,0,9,x\n")
+    result = eye_contact.run(str(folder), str(labels), ict_model, live=True)
+    looks = result["videos"]["looks"][0]
+    assert looks["frames"] == len(POSES) and looks["no_face"] == 10 - len(POSES)
+    assert looks["yaw"]["mae_deg"] < 0.3 and looks["pitch"]["mae_deg"] < 0.3
