@@ -19,8 +19,9 @@ coefficients`), or with `--live` a live run's track and the profile it used:
     cpem-jax calibrate VIDEO -o LIVE/<stem>.npz
     cpem-jax retarget VIDEO -o LIVE/<stem> --live --identity LIVE/<stem>.npz --outputs json
     python benchmarks/eye_contact.py --fits LIVE --live
- Frames without a face, and frames where either eye is fitted as shut (eyeBlink >=
-`--max-blink`: a shut eye has no gaze), are left out and counted.
+
+Frames without a face, and frames where either eye is fitted as shut (eyeBlink >= `--max-blink`:
+a shut eye has no gaze), are left out and counted.
 
 Per video and over all: the mean absolute error of yaw and pitch (degrees), the mean signed error
 (a constant offset: where the lens is not exactly the fixated point, or the model's eye at rest is
