@@ -152,7 +152,11 @@ def run(fits: str, labels: str, model, max_blink: float = 0.4, live: bool = Fals
             print(f"{stem}: no {'track' if live else 'fit'} at {path}; skipped (run "
                   f"`cpem-jax {'retarget --live' if live else 'fit'}` on the video first)")
             continue
-        estimate = load_track(fits, stem) if live else load_coefficients(path)
+        try:
+            estimate = load_track(fits, stem) if live else load_coefficients(path)
+        except (OSError, ValueError, KeyError) as error:         # ProfileError is a ValueError
+            print(f"{stem}: {error}; skipped")
+            continue
         frames = estimate.frame_index[estimate.face_found]        # rows of the estimate
         window = (frames >= row["first"]) & (frames <= row["last"])
         shut = blink(estimate) >= max_blink
