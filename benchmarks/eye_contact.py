@@ -60,14 +60,17 @@ def required_angles(dense, estimate) -> np.ndarray:
     """Eye rotation in the head that points each eye at the camera: [N, 2 eyes, (yaw, pitch)]
     degrees, yaw toward the subject's left (+x), pitch positive looking down."""
     import jax.numpy as jnp
+    from cpem_jax.face_model.dense_landmarks import eye_centres
+    from cpem_jax.geometry.camera import transform
     from cpem_jax.geometry.rotation import euler_to_matrix
-    rotation = np.asarray(euler_to_matrix(jnp.asarray(estimate.rotation)), np.float64)  # [N,3,3]
-    identity = np.broadcast_to(estimate.identity, (len(rotation),) + estimate.identity.shape) \
-        if estimate.frame_identity is None else estimate.frame_identity
-    centres = (np.asarray(dense.eye_centre)[None]
-               + np.einsum("eck,nk->nec", np.asarray(dense.eye_centre_id), identity))  # [N,2,3]
-    eye_camera = (np.einsum("nij,nej->nei", rotation, centres)
-                  + (estimate.translation + np.asarray(estimate.camera.base_translation))[:, None])
+    rotation = euler_to_matrix(jnp.asarray(estimate.rotation, jnp.float32))        # [N, 3, 3]
+    identity = jnp.broadcast_to(jnp.asarray(estimate.identity, jnp.float32),
+                                (len(rotation),) + estimate.identity.shape) \
+        if estimate.frame_identity is None else jnp.asarray(estimate.frame_identity, jnp.float32)
+    eye_camera = np.asarray(transform(eye_centres(dense, identity), rotation,            # [N, 2, 3]
+                                      jnp.asarray(estimate.translation, jnp.float32),
+                                      estimate.camera), np.float64)
+    rotation = np.asarray(rotation, np.float64)
     to_camera = -eye_camera / np.linalg.norm(eye_camera, axis=-1, keepdims=True)
     in_head = np.einsum("nji,nej->nei", rotation, to_camera)        # R^T: camera -> head axes
     yaw = np.arctan2(in_head[..., 0], in_head[..., 2])

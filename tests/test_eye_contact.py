@@ -10,7 +10,7 @@ import pytest
 from cpem_jax.estimation.video_estimate import VideoEstimate
 from cpem_jax.export.coefficients import save_coefficients
 from cpem_jax.face_model.dense_landmarks import (GAZE_PITCH, GAZE_YAW, IRIS_POINTS,
-                                                 dense_landmarks_for, dense_points)
+                                                 dense_landmarks_for, dense_points, eye_centres)
 from cpem_jax.geometry.camera import crop_camera, transform
 from cpem_jax.geometry.rotation import euler_to_matrix
 
@@ -59,8 +59,7 @@ def _iris_off_sight_deg(model, estimate) -> np.ndarray:
     dense = dense_landmarks_for(model)
     points = dense_points(dense, jnp.asarray(estimate.identity)[None],
                           jnp.asarray(estimate.expression))                        # [N, P, 3]
-    centres = (np.asarray(dense.eye_centre)
-               + np.einsum("eck,k->ec", np.asarray(dense.eye_centre_id), estimate.identity))
+    centres = np.asarray(eye_centres(dense, jnp.asarray(estimate.identity)))         # [2, 3]
     rotation = euler_to_matrix(jnp.asarray(estimate.rotation))
     translation = jnp.asarray(estimate.translation)
     out = []

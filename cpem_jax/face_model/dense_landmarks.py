@@ -214,6 +214,11 @@ def _gaze_rotation(angles: jnp.ndarray) -> jnp.ndarray:
     return jnp.stack([jnp.stack(r, axis=-1) for r in rows], axis=-2)
 
 
+def eye_centres(dense: DenseLandmarks, identity: jnp.ndarray) -> jnp.ndarray:
+    """The eyeball centres in model space: identity [..., K_id] -> [..., 2, 3] (left, right)."""
+    return dense.eye_centre + jnp.einsum("eck,...k->...ec", dense.eye_centre_id, identity)
+
+
 def dense_points(dense: DenseLandmarks, identity: jnp.ndarray,
                  expression: jnp.ndarray) -> jnp.ndarray:
     """The P points in model space: identity [..., K_id], expression [..., K_exp] -> [..., P, 3].
@@ -224,7 +229,7 @@ def dense_points(dense: DenseLandmarks, identity: jnp.ndarray,
     points = (dense.mean
               + jnp.einsum("pck,...k->...pc", dense.id_basis, identity)
               + jnp.einsum("pck,...k->...pc", dense.exp_basis, expression))
-    centres = dense.eye_centre + jnp.einsum("eck,...k->...ec", dense.eye_centre_id, identity)
+    centres = eye_centres(dense, identity)
     rotation = _gaze_rotation(gaze_angles(dense, expression))       # [..., 2, 3, 3]
     eye = jnp.maximum(dense.eye, 0)
     centre_p = jnp.take(centres, eye, axis=-2)                      # [..., P, 3]

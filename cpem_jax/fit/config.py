@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 
@@ -77,13 +77,12 @@ class FitConfig:
     def camera(self) -> Camera:
         return crop_camera(self.size, self.focal_per_pixel, self.distance_cm)
 
-    def sparsity_factors(self, model: FaceModel) -> Optional[np.ndarray]:
-        """[K_exp] float32 per-unit sparsity factors (None when `unit_sparsity` is empty); units
-        the model lacks are skipped."""
-        if not self.unit_sparsity:
-            return None
+    def sparsity_factors(self, model: FaceModel, rest: bool = False) -> np.ndarray:
+        """[K_exp] float32 per-unit factors of the sparsity prior: `unit_sparsity`, with
+        `rest_unit_sparsity` over it when `rest` (the resting keyframes); 1 for the other units.
+        Units the model lacks are skipped."""
         factors = np.ones(model.n_expression, np.float32)
-        for name, value in self.unit_sparsity:
+        for name, value in self.unit_sparsity + (self.rest_unit_sparsity if rest else ()):
             if name in model.expression_names:
                 factors[model.expression_index(name)] = value
         return factors

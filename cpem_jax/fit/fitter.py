@@ -143,16 +143,11 @@ class SequenceFitter:
         """{(irises fitted, resting keyframes): [K_exp] factors of the sparsity prior}: the
         config's `unit_sparsity` (`rest_unit_sparsity` over it on the resting keyframes), with
         the eyeLook* units `gaze_ids` times `iris_gaze_sparsity` where the irises are fitted."""
-        base = config.sparsity_factors(model)
-        base = np.ones(model.n_expression, np.float32) if base is None else base
-        rest = base.copy()
-        for name, value in config.rest_unit_sparsity:
-            if name in model.expression_names:
-                rest[model.expression_index(name)] = value
         iris = np.ones(model.n_expression, np.float32)
         iris[gaze_ids] = config.iris_gaze_sparsity
-        return {(False, False): jnp.asarray(base), (False, True): jnp.asarray(rest),
-                (True, False): jnp.asarray(base * iris), (True, True): jnp.asarray(rest * iris)}
+        return {(irises, rest): jnp.asarray(config.sparsity_factors(model, rest)
+                                            * (iris if irises else 1.0))
+                for irises in (False, True) for rest in (False, True)}
 
     def unit_sparsity(self, irises: bool, rest: bool = False) -> jnp.ndarray:
         """[K_exp] factors of the sparsity prior of a fit with (or without) the irises, on the
