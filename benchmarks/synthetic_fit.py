@@ -70,6 +70,9 @@ def main(argv=None):
     parser.add_argument("--max-clips", type=int, default=None)
     parser.add_argument("--json", default=None)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--save", default=None, help="also write the per-frame estimates "
+                        "(expression, rotation, translation, landmarks, identity; ground-truth "
+                        "row order) to this .npz")
     args = parser.parse_args(argv)
 
     from cpem_jax.evaluation import synthetic_eval
@@ -110,6 +113,11 @@ def main(argv=None):
             print(f"clip {c + 1}/{len(clip_rows)} {time.perf_counter() - start:.0f} s",
                   flush=True)
     results = synthetic_eval.evaluate_estimates(est, gt, np.asarray(model.id_basis))
+    if args.save:
+        np.savez_compressed(args.save, expression=est.expression, rotation=est.rotation,
+                            translation=est.translation, landmarks=est.landmarks,
+                            identity=est.identity, unit_names=np.asarray(gt.unit_names),
+                            frame_key=np.asarray(gt.frame_key))
     summary = results["Summary"]
     cats = results["Expression MAE (ten categories)"]["categories"]
     print(json.dumps({k: summary[k] for k in ("frames", "expression_avg_mae_10cat",
