@@ -15,6 +15,8 @@ Run (figures go to experiments/dense_fit/README.md):
   cpem-jax synth --out /tmp/synth --split test --clips 50 --frames 8 --seed 0
   python benchmarks/synthetic_fit.py --data /tmp/synth/test --landmarks mediapipe \\
       --max-clips 20 --json /tmp/synth_mp.json
+`--save FILE.npz` also writes the per-frame estimates (expression, pose, landmarks, identity,
+ground-truth row order, with unit names and frame keys) for per-unit diagnosis.
 `CPEM_SRC=/path/to/other/checkout` runs another version of the package (e.g. an older commit
 exported with `git archive`).
 """
@@ -58,6 +60,19 @@ def _front_end(kind, frames, gt, rows, landmarker):
             dense.append(d)
             lms.append(landmarker.landmarks_from_dense(d))
     return np.stack(lms), np.stack(dense), misses
+
+
+def save_estimates(path, est, gt):
+    """Write the estimates (ground-truth row order) with the unit names and frame keys to an
+    .npz; an unwritable path gets one line on stderr and the run goes on to its report."""
+    try:
+        np.savez_compressed(path, expression=est.expression, rotation=est.rotation,
+                            translation=est.translation, landmarks=est.landmarks,
+                            identity=est.identity, unit_names=np.asarray(gt.unit_names),
+                            frame_key=np.asarray(gt.frame_key))
+    except OSError as err:
+        print(f"--save {path}: cannot write ({err.strerror or err}); pick a writable path",
+              file=sys.stderr)
 
 
 def main(argv=None):
@@ -114,10 +129,7 @@ def main(argv=None):
                   flush=True)
     results = synthetic_eval.evaluate_estimates(est, gt, np.asarray(model.id_basis))
     if args.save:
-        np.savez_compressed(args.save, expression=est.expression, rotation=est.rotation,
-                            translation=est.translation, landmarks=est.landmarks,
-                            identity=est.identity, unit_names=np.asarray(gt.unit_names),
-                            frame_key=np.asarray(gt.frame_key))
+        save_estimates(args.save, est, gt)
     summary = results["Summary"]
     cats = results["Expression MAE (ten categories)"]["categories"]
     print(json.dumps({k: summary[k] for k in ("frames", "expression_avg_mae_10cat",
