@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cpem_jax.face_model.dense_landmarks import dense_landmarks_for
-from cpem_jax.fit.config import BROW_SPARSITY
+from cpem_jax.fit.config import BROW_SPARSITY, LIP_SPARSITY
 from cpem_jax.fit.fitter import FitConfig, SequenceFitter
 from cpem_jax.fit.objective import FitWeights
 from cpem_jax.fit.rigid import pose_keyframes, solve_pose
@@ -139,7 +139,8 @@ def test_the_resting_identity_stage_uses_its_own_sparsity(fake_model):
     # As in test_single_image_is_one_frame_of_work: identity, pool, resting identity, tracking.
     assert seen == [("_joint", 0.1), ("_track", 0.1), ("_track", 0.1), ("_joint", 0.7),
                     ("_track", 0.1), ("_track", 0.1)]
-    assert dict(FitConfig().rest_unit_sparsity) == {name: 1.0 for name, _ in BROW_SPARSITY}
+    assert dict(FitConfig().rest_unit_sparsity) == {name: 1.0 for name, _ in
+                                                    BROW_SPARSITY + LIP_SPARSITY}
 
 # ---------------------------------------------------------------------------- real ICT model
 

@@ -24,6 +24,15 @@ IRIS_OPENNESS = (0.12, 0.20)
 BROW_SPARSITY: Tuple[Tuple[str, float], ...] = tuple(
     (f"brow{unit}_{side}", 0.1) for unit in ("Down", "InnerUp", "OuterUp") for side in "LR")
 
+# mouthLowerDown moves the lower lip by 0.46 cm at full weight (jawOpen 4.2 cm), so the full prior
+# prices it above a little jawOpen: at 0.8, fitted to exact projected points by the live landmark
+# solve, it read 0.0 from both MediaPipe's points and the 68 (jawOpen 0.14-0.16 instead); 0.60 /
+# 0.47 with this factor, no other unit over 0.06. mouthPress and mouthFrown (0.43 and 0.61 cm)
+# read 0.0 the same way, but freed alike they took strong lip rolls and stretches on the
+# synthetic benchmark (experiments/dense_fit, section 10), so they keep the full prior.
+LIP_SPARSITY: Tuple[Tuple[str, float], ...] = tuple(
+    (f"mouthLowerDown_{side}", 0.3) for side in "LR")
+
 # Where the irises are fitted, the eyeLook* units carry this factor of the sparsity prior. With
 # the full prior a look of 0.6 fitted to exact projected points read 0.35-0.41; and on real
 # video, faces holding eye contact while the head turned had their eyes turned by 0.38 of the
@@ -42,7 +51,7 @@ class FitConfig:
     by pose alone; see the module docstring).
     `unit_sparsity`: (unit name, factor) pairs scaling those units' sparsity prior (others 1).
     `rest_unit_sparsity`: pairs that replace those factors in the identity stage on the resting
-    keyframes (module docstring, stage 1): there the brow units carry the full prior.
+    keyframes (module docstring, stage 1): there the brow and lip units carry the full prior.
     `iris_gaze_sparsity`: a further factor on the eyeLook* units' prior where the irises are
     fitted (MediaPipe's points); the 68-point fit, whose eyeLook* units only shape the lids,
     keeps `unit_sparsity` alone.
@@ -58,9 +67,9 @@ class FitConfig:
     photometric: bool = True
     near_frontal_deg: float = 30.0
     rest_candidates: int = 32
-    unit_sparsity: Tuple[Tuple[str, float], ...] = BROW_SPARSITY
+    unit_sparsity: Tuple[Tuple[str, float], ...] = BROW_SPARSITY + LIP_SPARSITY
     rest_unit_sparsity: Tuple[Tuple[str, float], ...] = tuple(
-        (name, 1.0) for name, _ in BROW_SPARSITY)
+        (name, 1.0) for name, _ in BROW_SPARSITY + LIP_SPARSITY)
     iris_gaze_sparsity: float = IRIS_GAZE_SPARSITY
     weights: FitWeights = FitWeights()
     focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL

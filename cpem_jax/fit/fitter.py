@@ -10,10 +10,11 @@ Stages (coarse to fine):
      of them are then fitted with that identity (landmarks only), the `keyframes` whose face
      rests most (`rigid.rest_keyframes`) are chosen, and the identity is fitted again on them:
      an identity fitted on mostly smiling frames takes part of the smile, and the face at rest
-     then reads as its opposite (a pucker). On the resting keyframes the brow units carry the
-     full sparsity prior (`FitConfig.rest_unit_sparsity`; elsewhere a tenth of it,
-     `config.BROW_SPARSITY`), so that brows that sit high at rest go into the identity as far as it
-     can take them, and the tracked frames read brow motion from there. When every frame is a
+     then reads as its opposite (a pucker). On the resting keyframes the brow units and
+     mouthLowerDown carry the full sparsity prior (`FitConfig.rest_unit_sparsity`; elsewhere a
+     part of it, `config.BROW_SPARSITY`, `config.LIP_SPARSITY`), so that brows that sit high or
+     a lower lip that sits low at rest go into the identity as far as it can take them, and the
+     tracked frames read their motion from there. When every frame is a
      keyframe (a single image, a short clip) this is the whole fit: no frame is padded and
      there is no tracking pass.
   2. Tracking: the identity and albedo are locked; the frames are fitted in batches of `chunk`,

@@ -8,8 +8,9 @@ This keeps the loss independent of the crop resolution. For scale: Deep3DFaceRec
 pixels (weight 1.6e-3); the same weight in crop units would be 1.6e-3 * 224^2 ~ 80.
 
 Weights (the paper): jaw contour (points 0-16) 1, inner face (17-67) 10, except the eyes (36-47),
-which get 10 only on near-frontal frames (`front_face_flag`, |yaw| <= 15 deg, where dlib's eye
-points are reliable) and 1 otherwise.
+which get 10 only on flagged frames (`front_face_flag`: in the paper's training data |yaw| <= 15
+deg, where its inner points come from dlib; in the fit |yaw| <= `objective.FRONTAL_YAW`) and 1
+otherwise.
 
 Dense points (`dense_landmark_loss`): the same crop units; each point has a weight per frame,
 its region's weight (`DENSE_REGION_WEIGHTS`: the lid and inner/outer lip contours, which carry
