@@ -51,7 +51,8 @@ class FitConfig:
     by pose alone; see the module docstring).
     `unit_sparsity`: (unit name, factor) pairs scaling those units' sparsity prior (others 1).
     `rest_unit_sparsity`: pairs that replace those factors in the identity stage on the resting
-    keyframes (module docstring, stage 1): there the brow and lip units carry the full prior.
+    keyframes (module docstring, stage 1): there the brow units and mouthLowerDown carry the
+    full prior.
     `iris_gaze_sparsity`: a further factor on the eyeLook* units' prior where the irises are
     fitted (MediaPipe's points); the 68-point fit, whose eyeLook* units only shape the lids,
     keeps `unit_sparsity` alone.

@@ -95,7 +95,7 @@ TERM_NAMES = tuple(dict.fromkeys(list(TRAINING_WEIGHTS) + list(FITTING_WEIGHTS)
 # instead of its 3D network; a single detector's eye points are no worse than its other inner
 # points (weighted 10) up to 45 degrees: on the AFLW2000-3D sample, mean error in % of the box,
 # eyes / other inner points, dlib 2.0/2.6 (|yaw| <= 15), 2.3/3.4 (15-30), 7.9/12.0 (30-45),
-# MediaPipe's 68 1.7/2.7, 1.8/2.8, 1.9/2.6 (experiments/synthetic_benchmark/README.md). With 15
+# MediaPipe's 68 1.7/2.7, 1.8/2.8, 1.9/2.6 (experiments/dense_fit, section 10). With 15
 # degrees, blinks on faces turned 20-40 degrees were fitted at a third of their strength.
 FRONTAL_YAW = math.radians(45.0)
 
