@@ -242,7 +242,7 @@ class StreamingEstimator:
              landmarks: np.ndarray, dense: Optional[np.ndarray]):
         targets = Targets(image=self._zero_image, skin_mask=self._zero_mask,
                           landmarks=jnp.asarray(landmarks, jnp.float32))
-        hidden = None
+        hidden = self.fitter.irises_unseen(1)
         if dense is not None:
             weights, hidden = self.fitter.dense_inputs(dense)
             targets = targets.replace(dense=jnp.asarray(np.nan_to_num(dense), jnp.float32),
@@ -250,6 +250,7 @@ class StreamingEstimator:
         anchor = init if anchor is None else anchor
         data = FitData(targets=targets, anchor=anchor, anchor_weight=jnp.float32(anchor_weight),
                        consecutive=jnp.float32(1.0), unit_sparsity=self._unit_sparsity,
+                       unit_temporal=self.fitter.unit_temporal,
                        gaze_hidden=None if hidden is None else jnp.asarray(hidden))
         return self._solve(self.shared, init, data, self._sizes, self._adam,
                            self._model_device, self.dense_table if dense is not None else None)

@@ -33,6 +33,13 @@ BROW_SPARSITY: Tuple[Tuple[str, float], ...] = tuple(
 LIP_SPARSITY: Tuple[Tuple[str, float], ...] = tuple(
     (f"mouthLowerDown_{side}", 0.3) for side in "LR")
 
+# eyeBlink carries this factor of the temporal prior. A blink is the fastest motion of the face
+# (the lids close and open within 0.1-0.2 s: a peak of one or two frames at 25-30 fps), and the
+# prior that steadies the slower units clipped it: strong blinks (0.8-0.96) of frontal synthetic
+# faces, fitted to their 68 points, read 0.50-0.83, and 0.60-1.0 with this factor
+# (experiments/dense_fit, section 11).
+BLINK_TEMPORAL: Tuple[Tuple[str, float], ...] = (("eyeBlink_L", 0.1), ("eyeBlink_R", 0.1))
+
 # Where the irises are fitted, the eyeLook* units carry this factor of the sparsity prior. With
 # the full prior a look of 0.6 fitted to exact projected points read 0.35-0.41; and on real
 # video, faces holding eye contact while the head turned had their eyes turned by 0.38 of the
@@ -53,6 +60,8 @@ class FitConfig:
     `rest_unit_sparsity`: pairs that replace those factors in the identity stage on the resting
     keyframes (module docstring, stage 1): there the brow units and mouthLowerDown carry the
     full prior.
+    `unit_temporal`: (unit name, factor) pairs scaling those units' share of the temporal prior
+    (others 1).
     `iris_gaze_sparsity`: a further factor on the eyeLook* units' prior where the irises are
     fitted (MediaPipe's points); the 68-point fit, whose eyeLook* units only shape the lids,
     keeps `unit_sparsity` alone.
@@ -71,6 +80,7 @@ class FitConfig:
     unit_sparsity: Tuple[Tuple[str, float], ...] = BROW_SPARSITY + LIP_SPARSITY
     rest_unit_sparsity: Tuple[Tuple[str, float], ...] = tuple(
         (name, 1.0) for name, _ in BROW_SPARSITY + LIP_SPARSITY)
+    unit_temporal: Tuple[Tuple[str, float], ...] = BLINK_TEMPORAL
     iris_gaze_sparsity: float = IRIS_GAZE_SPARSITY
     weights: FitWeights = FitWeights()
     focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL
@@ -87,12 +97,24 @@ class FitConfig:
     def camera(self) -> Camera:
         return crop_camera(self.size, self.focal_per_pixel, self.distance_cm)
 
+    def temporal_factors(self, model: FaceModel) -> np.ndarray:
+        """[K_exp] float32 per-unit factors of the temporal prior's expression change:
+        `unit_temporal`, 1 for the other units. Units the model lacks are skipped."""
+        return _unit_factors(model, self.unit_temporal)
+
     def sparsity_factors(self, model: FaceModel, rest: bool = False) -> np.ndarray:
         """[K_exp] float32 per-unit factors of the sparsity prior: `unit_sparsity`, with
         `rest_unit_sparsity` over it when `rest` (the resting keyframes); 1 for the other units.
         Units the model lacks are skipped."""
-        factors = np.ones(model.n_expression, np.float32)
-        for name, value in self.unit_sparsity + (self.rest_unit_sparsity if rest else ()):
-            if name in model.expression_names:
-                factors[model.expression_index(name)] = value
-        return factors
+        return _unit_factors(model, self.unit_sparsity
+                             + (self.rest_unit_sparsity if rest else ()))
+
+
+def _unit_factors(model: FaceModel, pairs) -> np.ndarray:
+    """[K_exp] float32: 1, with each (unit name, factor) of `pairs` set in order (a later pair
+    wins); names the model lacks are skipped."""
+    factors = np.ones(model.n_expression, np.float32)
+    for name, value in pairs:
+        if name in model.expression_names:
+            factors[model.expression_index(name)] = value
+    return factors

@@ -19,7 +19,8 @@ Stages (coarse to fine):
      there is no tracking pass.
   2. Tracking: the identity and albedo are locked; the frames are fitted in batches of `chunk`,
      each warm-started from the previous batch's last frame (expression, lighting) and its own
-     PnP pose with the fitted identity, tied to the previous frame by the temporal prior;
+     PnP pose with the fitted identity, tied to the previous frame by the temporal prior
+     (eyeBlink by a tenth of it, `config.BLINK_TEMPORAL`: a blink peaks within a frame or two);
      landmarks first, then with the photometric term. Where the irises are fitted, the gaze
      units (`DenseLandmarks.gaze_units`) start at rest in every batch: the eyes jump
      between fixations within a frame or two, so the last frame's gaze is no guide to the next
@@ -49,7 +50,7 @@ from tqdm import tqdm
 from cpem_jax.face_model.dense_landmarks import DenseLandmarks, dense_points, eye_openness
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.config import IRIS_OPENNESS, FitConfig
-from cpem_jax.fit.objective import FitData, fit_terms
+from cpem_jax.fit.objective import FitData, fit_terms, gaze_units
 from cpem_jax.fit.optimize import (frame_step_sizes, project_joint, run_adam,
                                    shared_step_sizes)
 from cpem_jax.fit.params import (FrameParams, SharedParams, init_frames, init_shared,
@@ -101,10 +102,12 @@ class SequenceFitter:
         seen = dense is not None and bool(
             np.any(np.asarray(dense.valid)[np.asarray(dense.eye) >= 0]))
         # Units reset at each tracking batch where the irises are fitted (the 68 points have
-        # none: there the eyeLook* units only shape the lids, which move slowly).
+        # none: there the gaze prior holds the eyeLook* units at rest, `irises_unseen`).
         self._gaze_ids = (jnp.asarray(dense.gaze_units).reshape(-1) if seen
                           else jnp.zeros(0, jnp.int32))
         self._sparsity = self._sparsity_factors(model, config, np.asarray(self._gaze_ids))
+        self.unit_temporal = jnp.asarray(config.temporal_factors(model))
+        self._gaze_68 = gaze_units(model)
         loss = functools.partial(fit_terms, camera=self.camera, weights=config.weights,
                                  render_fn=render_fn)
 
@@ -183,6 +186,13 @@ class SequenceFitter:
         hidden = (1.0 - seen).astype(np.float32) if self._has_iris else None
         return weights.astype(np.float32), hidden
 
+    def irises_unseen(self, n: int) -> Optional[np.ndarray]:
+        """`FitData.gaze_hidden` [n, 2] float32 of frames fitted to the 68 points: ones (no
+        iris among them, so the gaze prior holds every eyeLook* unit at rest), or None where the
+        model has no gaze units. Six points per eye cannot tell a look down from a closing lid:
+        without the prior a blink of 0.9 read eyeBlink 0.54 with eyeLookDown 0.3."""
+        return None if self._gaze_68 is None else np.ones((n, 2), np.float32)
+
     def _data(self, crops: np.ndarray, landmarks: np.ndarray, anchor: FrameParams,
               anchor_weight: float, dense: Optional[np.ndarray] = None,
               consecutive: bool = True) -> FitData:
@@ -198,14 +208,16 @@ class SequenceFitter:
                               for im in image])
         targets = Targets(image=jnp.asarray(image), skin_mask=jnp.asarray(skin),
                           landmarks=jnp.asarray(landmarks, jnp.float32))
-        hidden = None
         if dense is not None:
             dense_weights, hidden = self.dense_inputs(dense)
             targets = targets.replace(
                 dense=jnp.asarray(np.nan_to_num(dense), jnp.float32),
                 dense_weights=jnp.asarray(dense_weights, jnp.float32))
+        else:
+            hidden = self.irises_unseen(len(landmarks))
         return FitData(targets=targets, anchor=anchor, anchor_weight=jnp.float32(anchor_weight),
-                       unit_sparsity=self.unit_sparsity(hidden is not None),
+                       unit_sparsity=self.unit_sparsity(dense is not None),
+                       unit_temporal=self.unit_temporal,
                        consecutive=jnp.float32(1.0 if consecutive else 0.0),
                        gaze_hidden=None if hidden is None else jnp.asarray(hidden))
 
@@ -286,7 +298,7 @@ class SequenceFitter:
                           None if dense is None else dense[ids],
                           consecutive=bool(np.all(np.diff(ids) == 1)))
         if rest:
-            data = data.replace(unit_sparsity=self.unit_sparsity(data.gaze_hidden is not None,
+            data = data.replace(unit_sparsity=self.unit_sparsity(data.targets.dense is not None,
                                                                  rest=True))
         return self._stages(self._joint, init_shared(self.model), frames, data)
 

@@ -10,8 +10,9 @@ from typing import Callable, Dict, Optional, Tuple
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from cpem_jax.face_model.dense_landmarks import DenseLandmarks, eye_openness
+from cpem_jax.face_model.dense_landmarks import EYES, GAZE_UNITS, DenseLandmarks, eye_openness
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.params import FrameParams, SharedParams, to_coefficients
 from cpem_jax.geometry.camera import Camera
@@ -85,8 +86,11 @@ class FitData:
       anchor: FrameParams with leading [1]: the frame before this batch (temporal prior), and
       anchor_weight: [] float32, 0 when there is no previous frame.
       unit_sparsity: None, or [K_exp] float32 per-unit factors of the sparsity prior.
+      unit_temporal: None, or [K_exp] float32 per-unit factors of the temporal prior's
+        squared expression change.
       gaze_hidden: None, or [N, 2] float32 in [0, 1]: how far each eye's iris is hidden (1: a
-        closed eye, whose iris points weigh 0), for the gaze prior (`gaze_hidden_term`).
+        closed eye, whose iris points weigh 0; every eye of a 68-point fit), for the gaze
+        prior (`gaze_hidden_term`).
       consecutive: [] float32, 1 when the N frames are consecutive frames of the video (the
         temporal prior ties each to the one before), 0 when they are not (keyframes spread
         over a video: only the anchor pair counts).
@@ -95,16 +99,20 @@ class FitData:
     anchor: FrameParams
     anchor_weight: jnp.ndarray
     unit_sparsity: Optional[jnp.ndarray] = None
+    unit_temporal: Optional[jnp.ndarray] = None
     consecutive: jnp.ndarray = flax.struct.field(default_factory=lambda: jnp.float32(1.0))
     gaze_hidden: Optional[jnp.ndarray] = None
 
 
 def _temporal(frames: FrameParams, anchor: FrameParams, anchor_weight,
-              consecutive=1.0) -> jnp.ndarray:
+              consecutive=1.0, unit_temporal: Optional[jnp.ndarray] = None) -> jnp.ndarray:
     total = jnp.zeros((), jnp.float32)
     for name, scale in (("expression", 1.0), ("rotation", 1.0), ("translation", 0.1)):
         seq = jnp.concatenate([getattr(anchor, name), getattr(frames, name)], axis=0) * scale
-        diff = jnp.sum((seq[1:] - seq[:-1]) ** 2, axis=-1)  # [N]
+        change = (seq[1:] - seq[:-1]) ** 2
+        if name == "expression" and unit_temporal is not None:
+            change = change * unit_temporal
+        diff = jnp.sum(change, axis=-1)  # [N]
         step_weights = (jnp.ones_like(diff) * consecutive).at[0].set(anchor_weight)
         total = total + jnp.sum(diff * step_weights) / jnp.maximum(jnp.sum(step_weights), 1.0)
     return total
@@ -183,6 +191,16 @@ def _blink_units(model: FaceModel) -> Optional[Tuple[int, int]]:
     return names.index("eyeBlink_L"), names.index("eyeBlink_R")
 
 
+def gaze_units(model: FaceModel) -> Optional[np.ndarray]:
+    """[2, 4] int32 eyeLookIn/Out/Up/Down indices of the subject's left and right eye (None
+    without all eight units)."""
+    names = model.expression_names
+    wanted = [[unit + side for unit in GAZE_UNITS] for side in EYES]
+    if any(name not in names for row in wanted for name in row):
+        return None
+    return np.array([[names.index(name) for name in row] for row in wanted], np.int32)
+
+
 def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: FaceModel,
               camera: Camera, weights: FitWeights, render_fn: Optional[Callable],
               photometric: bool, dense: Optional[DenseLandmarks] = None
@@ -193,7 +211,8 @@ def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: F
     terms, _ = reconstruction_terms(model, coeffs, camera, data.targets, render_fn,
                                     photometric=photometric, dense=dense,
                                     unit_sparsity=data.unit_sparsity)
-    terms["temporal"] = _temporal(frames, data.anchor, data.anchor_weight, data.consecutive)
+    terms["temporal"] = _temporal(frames, data.anchor, data.anchor_weight, data.consecutive,
+                                  data.unit_temporal)
     if dense is not None and data.targets.dense is not None:
         terms["eye_aperture"] = eye_aperture_term(project_dense(dense, coeffs, camera),
                                                   data.targets, dense, coeffs.rotation,
@@ -202,9 +221,10 @@ def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: F
         if blink_units is not None:
             terms["eye_shut"] = eye_shut_term(frames.expression, data.targets, dense,
                                               coeffs.rotation, blink_units)
-    if data.gaze_hidden is not None and dense is not None:
+    units = gaze_units(model)
+    if data.gaze_hidden is not None and units is not None:
         terms["gaze_hidden"] = gaze_hidden_term(frames.expression, data.gaze_hidden,
-                                                dense.gaze_units)
+                                                jnp.asarray(units))
     if photometric:
         dc_free = frames.lighting.at[..., 0].set(0.0)
         terms["lighting_reg"] = jnp.mean(jnp.sum(dc_free ** 2, axis=(-2, -1)))

@@ -16,7 +16,8 @@ objectives are defined here, once:
   idc           1000      -         identity consistency across the T frames of a clip
   temporal      -         0.005     squared change of expression and pose between frames
   lighting_reg  -         1e-3      SH lighting beyond the ambient band
-  gaze_hidden   -         1         eyeLook* of an eye whose iris is not seen (dense points)
+  gaze_hidden   -         1         eyeLook* of an eye whose iris is not seen (a shut eye;
+                                    every eye of a 68-point fit)
   eye_aperture  -         1         each eye's opening against the detected one (dense points)
   eye_shut      -         1         eyeBlink of an eye detected shut (dense points)
 
@@ -71,8 +72,9 @@ from cpem_jax.render.face_renderer import render_face
 TRAINING_WEIGHTS: Dict[str, float] = {
     "pho": 1.9, "per": 0.2, "lm": 80.0, "reg": 1e-4, "sp": 0.1, "exp": 10.0, "idc": 1000.0}
 # The fit's prior on the eyeLook* units of an eye whose iris the front end cannot see (a closed
-# eye): without it a closed eye is fitted as half a blink plus a look down, whose lid motion
-# closes the rest (`fit.objective.gaze_hidden_term`).
+# eye, or any eye of the 68 points, which have no iris): without it a closed eye is fitted as
+# half a blink plus a look down, whose lid motion closes the rest
+# (`fit.objective.gaze_hidden_term`).
 GAZE_HIDDEN_WEIGHT = 1.0
 # The fit's term on each eye's opening (lid gap / eye width) against the detected points'
 # (`fit.objective.eye_aperture_term`).
