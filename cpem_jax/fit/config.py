@@ -63,8 +63,8 @@ class FitConfig:
     `unit_temporal`: (unit name, factor) pairs scaling those units' share of the temporal prior
     (others 1).
     `iris_gaze_sparsity`: a further factor on the eyeLook* units' prior where the irises are
-    fitted (MediaPipe's points); the 68-point fit, whose eyeLook* units only shape the lids,
-    keeps `unit_sparsity` alone.
+    fitted (MediaPipe's points); the 68-point fit, whose eyeLook* units the gaze prior holds at
+    rest (no iris among the 68), keeps `unit_sparsity` alone.
     """
     size: int = 224
     photo_size: int = 112

@@ -45,8 +45,9 @@ def detected_opening(opening: jnp.ndarray, shut: Tuple[float, float]) -> jnp.nda
 @dataclasses.dataclass(frozen=True)
 class FitWeights:
     """Weights of the fitting terms; defaults and their reasons: `FITTING_WEIGHTS` in
-    cpem_jax/losses/objective.py. `temporal` penalises the squared change of expression,
-    rotation (rad) and translation (/10 cm) between consecutive frames."""
+    cpem_jax/losses/objective.py. `temporal` penalises the squared change of expression
+    (each unit's scaled by `FitData.unit_temporal`), rotation (rad) and translation (/10 cm)
+    between consecutive frames."""
     lm: float = FITTING_WEIGHTS["lm"]
     pho: float = FITTING_WEIGHTS["pho"]
     reg: float = FITTING_WEIGHTS["reg"]
