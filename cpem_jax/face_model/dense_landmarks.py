@@ -172,13 +172,10 @@ def dense_landmarks_for(model: FaceModel, path: str = DATA_FILE) -> Optional[Den
     iris_eye = eye[468:]
     iris_normals = iris - centre[iris_eye]
     iris_normals /= np.linalg.norm(iris_normals, axis=1, keepdims=True)
-    try:
-        gaze_units = np.array([[model.expression_index(u + side) for u in GAZE_UNITS]
-                               for side in EYES], np.int32)
-        iris_valid = np.ones(10, bool)
-    except KeyError:  # An ICT build without gaze units: no iris points.
+    gaze_units = gaze_unit_indices(model)
+    iris_valid = np.full(10, gaze_units is not None)  # Without gaze units: no iris points.
+    if gaze_units is None:
         gaze_units = np.zeros((2, 4), np.int32)
-        iris_valid = np.zeros(10, bool)
     names = tuple(str(n) for n in table["region_names"])
     as32 = lambda a: jnp.asarray(np.asarray(a, np.float32))
     return DenseLandmarks(
@@ -193,6 +190,16 @@ def dense_landmarks_for(model: FaceModel, path: str = DATA_FILE) -> Optional[Den
         aperture_pairs=jnp.asarray(np.asarray(table["eye_aperture_pairs"], np.int32)),
         eye_corners=jnp.asarray(np.asarray(table["eye_corners"], np.int32)),
         region_names=names)
+
+
+def gaze_unit_indices(model: FaceModel) -> Optional[np.ndarray]:
+    """[2, 4] int32 eyeLookIn/Out/Up/Down indices of the subject's left and right eye, or None
+    where the model lacks any of the eight units."""
+    names = model.expression_names
+    wanted = [[unit + side for unit in GAZE_UNITS] for side in EYES]
+    if any(name not in names for row in wanted for name in row):
+        return None
+    return np.array([[names.index(name) for name in row] for row in wanted], np.int32)
 
 
 def gaze_angles(dense: DenseLandmarks, expression: jnp.ndarray) -> jnp.ndarray:

@@ -47,10 +47,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cpem_jax.face_model.dense_landmarks import DenseLandmarks, dense_points, eye_openness
+from cpem_jax.face_model.dense_landmarks import (DenseLandmarks, dense_points, eye_openness,
+                                                 gaze_unit_indices)
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.config import IRIS_OPENNESS, FitConfig
-from cpem_jax.fit.objective import FitData, fit_terms, gaze_units
+from cpem_jax.fit.objective import FitData, fit_terms
 from cpem_jax.fit.optimize import (frame_step_sizes, project_joint, run_adam,
                                    shared_step_sizes)
 from cpem_jax.fit.params import (FrameParams, SharedParams, init_frames, init_shared,
@@ -107,7 +108,7 @@ class SequenceFitter:
                           else jnp.zeros(0, jnp.int32))
         self._sparsity = self._sparsity_factors(model, config, np.asarray(self._gaze_ids))
         self.unit_temporal = jnp.asarray(config.temporal_factors(model))
-        self._gaze_68 = gaze_units(model)
+        self._gaze_68 = gaze_unit_indices(model)
         loss = functools.partial(fit_terms, camera=self.camera, weights=config.weights,
                                  render_fn=render_fn)
 

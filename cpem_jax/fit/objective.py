@@ -10,9 +10,9 @@ from typing import Callable, Dict, Optional, Tuple
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from cpem_jax.face_model.dense_landmarks import EYES, GAZE_UNITS, DenseLandmarks, eye_openness
+from cpem_jax.face_model.dense_landmarks import (DenseLandmarks, eye_openness,
+                                                 gaze_unit_indices)
 from cpem_jax.face_model.model import FaceModel
 from cpem_jax.fit.params import FrameParams, SharedParams, to_coefficients
 from cpem_jax.geometry.camera import Camera
@@ -192,16 +192,6 @@ def _blink_units(model: FaceModel) -> Optional[Tuple[int, int]]:
     return names.index("eyeBlink_L"), names.index("eyeBlink_R")
 
 
-def gaze_units(model: FaceModel) -> Optional[np.ndarray]:
-    """[2, 4] int32 eyeLookIn/Out/Up/Down indices of the subject's left and right eye (None
-    without all eight units)."""
-    names = model.expression_names
-    wanted = [[unit + side for unit in GAZE_UNITS] for side in EYES]
-    if any(name not in names for row in wanted for name in row):
-        return None
-    return np.array([[names.index(name) for name in row] for row in wanted], np.int32)
-
-
 def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: FaceModel,
               camera: Camera, weights: FitWeights, render_fn: Optional[Callable],
               photometric: bool, dense: Optional[DenseLandmarks] = None
@@ -222,7 +212,7 @@ def fit_terms(shared: SharedParams, frames: FrameParams, data: FitData, model: F
         if blink_units is not None:
             terms["eye_shut"] = eye_shut_term(frames.expression, data.targets, dense,
                                               coeffs.rotation, blink_units)
-    units = gaze_units(model)
+    units = gaze_unit_indices(model)
     if data.gaze_hidden is not None and units is not None:
         terms["gaze_hidden"] = gaze_hidden_term(frames.expression, data.gaze_hidden,
                                                 jnp.asarray(units))
