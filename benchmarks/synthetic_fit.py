@@ -15,6 +15,8 @@ Run (figures go to experiments/dense_fit/README.md):
   cpem-jax synth --out /tmp/synth --split test --clips 50 --frames 8 --seed 0
   python benchmarks/synthetic_fit.py --data /tmp/synth/test --landmarks mediapipe \\
       --max-clips 20 --json /tmp/synth_mp.json
+`--single` fits every frame on its own, the way `cpem-jax fit IMAGE` fits a photo (one frame:
+identity and expression from that image alone), instead of each clip as one video.
 `--save FILE.npz` also writes the per-frame estimates (expression, pose, landmarks, identity,
 ground-truth row order, with unit names and frame keys) for per-unit diagnosis.
 `CPEM_SRC=/path/to/other/checkout` runs another version of the package (e.g. an older commit
@@ -62,6 +64,21 @@ def _front_end(kind, frames, gt, rows, landmarker):
     return np.stack(lms), np.stack(dense), misses
 
 
+def fit_clip(fitter, est, rows, crops, lms, dense, single: bool) -> None:
+    """Fits one clip's frames (ground-truth rows `rows`) and writes the estimates into `est`:
+    the clip as one video, or with `single` each frame alone (one fit per frame)."""
+    parts = [slice(i, i + 1) for i in range(len(rows))] if single else [slice(None)]
+    for part in parts:
+        kwargs = {"dense": dense[part]} if dense is not None else {}
+        fit = fitter.fit(crops[part], lms[part].astype(np.float32), progress=False, **kwargs)
+        at = np.asarray(rows)[part]
+        est.identity[at] = np.asarray(fit.shared.identity)[None]
+        est.expression[at] = np.asarray(fit.frames.expression)
+        est.rotation[at] = np.asarray(fit.frames.rotation)
+        est.translation[at] = np.asarray(fit.frames.translation)
+        est.landmarks[at] = np.asarray(fit.landmarks_fitted)
+
+
 def save_estimates(path, est, gt):
     """Write the estimates (ground-truth row order) with the unit names and frame keys to an
     .npz; an unwritable path gets one line on stderr and the run goes on to its report."""
@@ -83,6 +100,8 @@ def main(argv=None):
                         "mediapipe: MediaPipe's 478 points on the rendered frames; mediapipe68: "
                         "its 68 points only")
     parser.add_argument("--max-clips", type=int, default=None)
+    parser.add_argument("--single", action="store_true",
+                        help="fit each frame alone, as a single image (no shared identity)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--save", default=None, help="also write the per-frame estimates "
@@ -117,13 +136,8 @@ def main(argv=None):
         crops = synthetic_eval.load_images([frames[r] for r in rows])
         lms, dense, missed = _front_end(args.landmarks, frames, gt, rows, landmarker)
         misses += missed
-        kwargs = {"dense": dense} if dense_table is not None else {}
-        fit = fitter.fit(crops, lms.astype(np.float32), progress=False, **kwargs)
-        est.identity[rows] = np.asarray(fit.shared.identity)[None]
-        est.expression[rows] = np.asarray(fit.frames.expression)
-        est.rotation[rows] = np.asarray(fit.frames.rotation)
-        est.translation[rows] = np.asarray(fit.frames.translation)
-        est.landmarks[rows] = np.asarray(fit.landmarks_fitted)
+        fit_clip(fitter, est, rows, crops, lms, dense if dense_table is not None else None,
+                 args.single)
         if not args.quiet:
             print(f"clip {c + 1}/{len(clip_rows)} {time.perf_counter() - start:.0f} s",
                   flush=True)
@@ -139,6 +153,7 @@ def main(argv=None):
     print(" | ".join(f"{k} {v['mae']:.3f}" for k, v in cats.items()))
     if args.json:
         out = {"src": str(SRC), "landmarks": args.landmarks, "clips": len(clip_rows),
+               "single": args.single,
                "misses": misses, "seconds": time.perf_counter() - start, "load_before": load0,
                "load_after": os.getloadavg(), "results": results}
         with open(args.json, "w") as f:
