@@ -142,12 +142,12 @@ def test_eye_openness_of_detected_points(ict_dense):
 
 
 def test_dense_68_of_an_estimate_in_image_pixels(ict_model, ict_dense):
-    """`evaluation.annotated.dense68_image`: the estimated face's points at MediaPipe's 68,
+    """`evaluation.image_points.dense68_image`: the estimated face's points at MediaPipe's 68,
     projected by the estimate's crop camera and mapped back through its crop affine: the crop
     points are those of `project_dense` (and agree with ICT's own inner landmarks), the image
     points undo the affine, and a frame without a face is a NaN row."""
     import types
-    from cpem_jax.evaluation.annotated import dense68_image
+    from cpem_jax.evaluation.image_points import dense68_image, vertices_image
     from cpem_jax.geometry.pipeline import project_landmarks
     camera = crop_camera(224)
     coeffs = ict_model.layout().zeros((1,)).replace(
@@ -163,3 +163,10 @@ def test_dense_68_of_an_estimate_in_image_pixels(ict_model, ict_dense):
     own = np.asarray(project_landmarks(ict_model, coeffs, camera))[0]
     inter_ocular = np.linalg.norm(own[36] - own[45])
     assert np.linalg.norm(crop[17:] - own[17:], axis=1).mean() < 0.03 * inter_ocular
+    # `vertices_image` at ICT's own landmark vertices: the same mapping of projected vertices.
+    at = vertices_image(estimate, ict_model, np.asarray(ict_model.landmark_ids))
+    assert at.shape == (2, 68, 2) and np.isnan(at[0]).all()
+    np.testing.assert_allclose(at[1] * 0.5 + affine[:, 2], own, atol=1e-3)
+    none = types.SimpleNamespace(face_found=np.array([False]), crop_affine=affine[None])
+    assert np.isnan(vertices_image(none, ict_model, np.arange(5))).all()
+    assert vertices_image(none, ict_model, np.arange(5)).shape == (1, 5, 2)

@@ -439,3 +439,39 @@ def test_real_aflw_image_as_a_300w_pts_file_scores_the_same(tmp_path, capsys):
     assert pts_res["nme_box"] == pytest.approx(aflw_res["nme_by_yaw_bin"][0], abs=0.01)
     assert pts_res["nme_interocular"] > pts_res["nme_box"]   # eyes closer than the box size
     assert pts_res["nme_box"] < 6.0
+
+
+def test_cli_aflw2000_scores_the_3d_convention_points_where_the_model_has_them(
+        tmp_path, fake_front_end, capsys, monkeypatch):
+    """With the model's 3D-convention iBUG points (`face_model.ibug68_3d`) the headline scores
+    them, and the model's own landmark vertices get their own block and row."""
+    root = write_set(_mkdir(tmp_path / "aflw"), [10.0, -45.0, 70.0])
+    data = aflw2000.load_aflw2000(str(root))
+    fake_front_end["truth"] = data.landmarks
+    from cpem_jax.evaluation import still_images
+
+    def fake_estimate(landmarker, front, make_estimator, data, progress, desc):
+        n = len(data.names)
+        return annotated.EstimatorPredictions(
+            landmarks=data.landmarks + [2.0, 0.0], rotation=np.zeros((n, 3)),
+            expression=np.zeros((n, 1)), unit_names=["jawOpen"], missed=np.zeros(n, bool),
+            seconds=np.ones(n), cpu_s=np.ones(n), errors=[""] * n,
+            landmarks_3d68=data.landmarks + [1.0, 0.0])
+
+    import cpem_jax.estimation.estimate as estimate_lib
+    monkeypatch.setattr(estimate_lib, "make_estimator", lambda **kw: object())
+    monkeypatch.setattr(still_images, "_estimate", fake_estimate)
+    out = tmp_path / "report"
+    rc, _, err = _run(["evaluate", "--aflw2000", str(root), "--out", str(out),
+                       "--no-progress"], capsys)
+    assert rc == 0, err
+    res = json.loads((out / "results.json").read_text())
+    box = landmarks.box_size(landmarks.landmark_box(data.landmarks))
+    assert res["points"] == "3d68"
+    assert res["nme_by_yaw_bin"] == pytest.approx(list(100.0 / box), rel=1e-4)
+    assert res["model_68"]["nme_by_yaw_bin"] == pytest.approx(list(200.0 / box), rel=1e-4)
+    assert res["per_image"][0]["nme_model_68"] == pytest.approx(200.0 / box[0], rel=1e-4)
+    assert np.load(out / "predictions.npz")["landmarks_3d68"].shape == (3, 68, 2)
+    md = (out / "results.md").read_text()
+    assert "the model's 3D-convention 68 vertices" in md
+    assert "the model's own 68 landmark vertices" in md

@@ -29,6 +29,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from cpem_jax.detect.base import N_LANDMARKS, Detections, FaceLandmarker
+from cpem_jax.evaluation.image_points import dense68_image, vertices_image
 
 _LOG = logging.getLogger(__name__)
 
@@ -288,6 +289,9 @@ class EstimatorPredictions:
       errors: N strings, "" or the reason an image has no estimate.
       landmarks_dense68: [N, 68, 2] float64 the fitted face's points at the dense front end's
         68 (`dense68_image`), image pixels; None when the model has no dense table.
+      landmarks_3d68: [N, 68, 2] float64 the fitted face's 68 points in the 3D convention
+        (`cpem_jax.face_model.ibug68_3d`, `vertices_image`), image pixels; None when the model
+        has no such table.
     """
     landmarks: np.ndarray
     rotation: np.ndarray
@@ -298,29 +302,7 @@ class EstimatorPredictions:
     cpu_s: np.ndarray
     errors: List[str]
     landmarks_dense68: Optional[np.ndarray] = None
-
-
-def dense68_image(estimate, table) -> np.ndarray:
-    """The estimated face's 68 points taken where the dense front end takes its own: the model's
-    surface points of mesh vertices `IBUG68_FROM_MESH` (through the model's dense
-    correspondence `table`, a `DenseLandmarks`), projected by the estimate's crop camera and
-    mapped to image pixels -> [N, 68, 2] float64 (NaN rows where no face).
-
-    The model's own 68 landmark vertices are one choice of 68 surface points; these are the
-    ones MediaPipe's 68 are read at, so the two score the same points."""
-    from cpem_jax.detect.mediapipe_mesh import IBUG68_FROM_MESH
-    from cpem_jax.losses.landmark import project_dense
-
-    out = np.full((len(estimate.face_found), N_LANDMARKS, 2), np.nan)
-    found = np.flatnonzero(estimate.face_found)
-    if len(found) == 0:
-        return out
-    crop = np.asarray(project_dense(table, estimate.coefficients(), estimate.camera),
-                      np.float64)[:, IBUG68_FROM_MESH]                     # [M, 68, 2]
-    for row, i in enumerate(found):
-        a = np.asarray(estimate.crop_affine[i], np.float64)
-        out[i] = (crop[row] - a[:, 2]) @ np.linalg.inv(a[:, :2]).T
-    return out
+    landmarks_3d68: Optional[np.ndarray] = None
 
 
 def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
@@ -345,8 +327,9 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
     unit_names: List[str] = list(getattr(getattr(estimator, "model", None),
                                          "expression_names", ()) or ())
     missed = np.zeros(n, bool)
-    table = _dense_table(estimator)
+    table, ids3d = _model_tables(estimator)
     dense68 = None if table is None else np.full((n, N_LANDMARKS, 2), np.nan)
+    points3d = None if ids3d is None else np.full((n, N_LANDMARKS, 2), np.nan)
     seconds, cpu_s = np.zeros(n), np.zeros(n)
     errors = [""] * n
     iterator = range(n)
@@ -371,6 +354,8 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
         pred[i] = estimate.landmarks_fitted_image()[0]
         if dense68 is not None:
             dense68[i] = dense68_image(estimate, table)[0]
+        if points3d is not None:
+            points3d[i] = vertices_image(estimate, estimator.model, ids3d)[0]
         rotation[i] = estimate.per_frame("rotation")[0]
         expressions[i] = np.asarray(estimate.per_frame("expression")[0], np.float64)
         unit_names = list(estimate.unit_names)
@@ -380,17 +365,25 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
         if row is not None:
             expression[i] = row
     return EstimatorPredictions(pred, rotation, expression, unit_names, missed, seconds, cpu_s,
-                                errors, dense68)
+                                errors, dense68, points3d)
 
 
-def _dense_table(estimator):
-    """The estimator's face model's dense correspondence (None without a model or a table)."""
+def _model_tables(estimator):
+    """(dense correspondence, 3D-convention iBUG vertex ids) of the estimator's face model;
+    each None without a model or such a table (an unusable 3D table is logged)."""
     model = getattr(estimator, "model", None)
     if model is None:
-        return None
+        return None, None
     from cpem_jax.face_model.dense_landmarks import dense_landmarks_for
+    from cpem_jax.face_model.ibug68_3d import Ibug68TableError, ibug68_3d_ids
     try:
-        return dense_landmarks_for(model)
+        table = dense_landmarks_for(model)
     except (KeyError, ValueError, OSError):
-        return None
+        table = None
+    try:
+        ids = ibug68_3d_ids(model)
+    except Ibug68TableError as err:
+        _LOG.warning("%s; scoring the model's own 68 landmark vertices", err)
+        ids = None
+    return table, ids
 

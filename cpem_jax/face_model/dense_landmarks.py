@@ -102,19 +102,26 @@ def read_table(path: str = DATA_FILE) -> dict:
 
     Raises DenseTableError when the file is missing, unreadable or of another format version.
     """
+    return read_versioned_npz(path, FORMAT_VERSION, "dense correspondence",
+                              "benchmarks/build_mediapipe_ict.py", DenseTableError)
+
+
+def read_versioned_npz(path: str, version: int, what: str, builder: str,
+                       error: type = DenseTableError) -> dict:
+    """A packaged table (.npz with a `format_version`) as a dict of numpy arrays; `error` (a
+    ValueError class) names what is wrong: missing, unreadable, or another version, each with
+    the fix (rebuild it with the script `builder`)."""
+    fix = f"rebuild it with `python {builder}`"
     if not os.path.isfile(path):
-        raise DenseTableError(f"dense correspondence {path!r} does not exist; rebuild it with "
-                              f"`python benchmarks/build_mediapipe_ict.py`")
+        raise error(f"{what} {path!r} does not exist; {fix}")
     try:
         with np.load(path, allow_pickle=False) as data:
             table = {k: data[k] for k in data.files}
     except (OSError, ValueError) as err:
-        raise DenseTableError(f"{path!r} is not a readable .npz ({err})") from None
-    version = int(table.get("format_version", -1))
-    if version != FORMAT_VERSION:
-        raise DenseTableError(f"{path!r} has format version {version}, this code reads "
-                              f"{FORMAT_VERSION}; rebuild it with "
-                              f"`python benchmarks/build_mediapipe_ict.py`")
+        raise error(f"{path!r} is not a readable .npz ({err}); {fix}") from None
+    found = int(table.get("format_version", -1))
+    if found != version:
+        raise error(f"{path!r} has format version {found}, this code reads {version}; {fix}")
     return table
 
 

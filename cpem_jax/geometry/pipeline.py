@@ -42,9 +42,11 @@ def face_geometry(model: FaceModel, coeffs: Coefficients, camera: Camera) -> Fac
                         depth=depth, landmarks_uv=landmarks_3d(model, uv))
 
 
-def project_landmarks(model: FaceModel, coeffs: Coefficients, camera: Camera) -> jnp.ndarray:
-    """The 68 projected landmarks [..., 68, 2] in pixels, without shading the whole mesh."""
-    ids = model.landmark_ids
+def project_landmarks(model: FaceModel, coeffs: Coefficients, camera: Camera,
+                      ids=None) -> jnp.ndarray:
+    """The 68 projected landmarks [..., 68, 2] in pixels, without shading the whole mesh; `ids`
+    ([L] vertex ids, default the model's `landmark_ids`) projects other vertices -> [..., L, 2]."""
+    ids = model.landmark_ids if ids is None else jnp.asarray(ids)
     vertices = (model.mean_shape[ids]
                 + jnp.einsum("lck,...k->...lc", model.id_basis[ids], coeffs.identity)
                 + jnp.einsum("lck,...k->...lc", model.exp_basis[ids], coeffs.expression))
