@@ -1,4 +1,4 @@
-"""The 3D-convention iBUG vertices of ICT (`face_model.ibug68_3d`): the packaged table and its checks."""
+"""ICT's 3D-convention iBUG vertices (`face_model.ibug68_3d`): the packaged table, its checks."""
 import numpy as np
 import pytest
 
