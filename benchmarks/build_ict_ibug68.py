@@ -5,9 +5,13 @@ Method: every face crop of the demo training set (`data/cpem-demo/*/data/**.jpg`
 300W-LP frames) with a 3D-style reference (`landmarks/`, the same relative path, .txt, 68 x 2
 pixels from a 3D face alignment network) is detected with MediaPipe, cropped and fitted on its
 own as `cpem-jax fit IMAGE` fits a photo (default `FitConfig`); every vertex of the narrow face
-area is projected into the image. For each iBUG point the vertex whose projection lies nearest
-to the reference point, on average over the crops, is taken (distances in % of sqrt(w * h) of
-the reference's box). The file also holds each chosen vertex's mean distance, the same for
+area is projected into the image. The vertices are chosen left-right symmetric, as mirror
+pairs of ICT's symmetric mean shape: for each mirror pair of iBUG points (the jaw's k and 16 - k,
+the brows, eyes, nostrils and lip points) the vertex v and its mirror v' whose projections lie
+nearest, on average over the crops, to the two reference points (the sum of both mean
+distances), and for the ten midline points (chin, nose ridge and tip, the lip centres) the
+midline vertex nearest to its reference; distances in % of sqrt(w * h) of the reference's box.
+The file also holds each chosen vertex's mean distance, the same for
 ICT's own landmark vertices, the number of crops and the format version. No image of any
 benchmark is used.
 
@@ -47,14 +51,39 @@ def demo_pairs(root: str):
     return pairs
 
 
-def choose_vertices(projected: np.ndarray, reference: np.ndarray):
-    """projected [C, V, 2], reference [C, 68, 2] pixels -> (vertex ids [68], their mean
-    distance [68] and the distance of every vertex [68, V], both in % of the reference box)."""
+# iBUG points that mirror each other (subject's right, left), and the points on the midline.
+MIRROR_PAIRS = (tuple((k, 16 - k) for k in range(8)) + tuple((k, 43 - k) for k in range(17, 22))
+                + ((31, 35), (32, 34), (36, 45), (37, 44), (38, 43), (39, 42), (40, 47),
+                   (41, 46), (48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64),
+                   (61, 63), (65, 67)))
+MIDLINE = (8, 27, 28, 29, 30, 33, 51, 57, 62, 66)
+MIRROR_TOLERANCE_CM = 0.05
+
+
+def mirror_vertices(mean_shape: np.ndarray):
+    """mean_shape [V, 3] cm (x across the face) -> (mirror [V] the vertex nearest each vertex's
+    reflection x -> -x, paired [V] bool: it lies within `MIRROR_TOLERANCE_CM`)."""
+    from scipy.spatial import cKDTree
+    distance, mirror = cKDTree(mean_shape).query(mean_shape * [-1.0, 1.0, 1.0])
+    return mirror, distance < MIRROR_TOLERANCE_CM
+
+
+def choose_vertices(projected: np.ndarray, reference: np.ndarray, mean_shape: np.ndarray):
+    """projected [C, V, 2], reference [C, 68, 2] pixels, the model's mean_shape [V, 3] ->
+    (symmetric vertex ids [68] (module docstring), their mean distance [68] and the distance of
+    every vertex [68, V], both in % of the reference box)."""
     size = np.sqrt(np.prod(reference.max(1) - reference.min(1), axis=-1))        # [C]
     distance = np.stack([
         np.mean(np.linalg.norm(projected - reference[:, k, None], axis=-1) / size[:, None], 0)
         for k in range(reference.shape[1])]) * 100.0
-    ids = distance.argmin(axis=1)
+    mirror, paired = mirror_vertices(mean_shape)
+    ids = np.zeros(len(distance), np.int64)
+    for right, left in MIRROR_PAIRS:
+        v = int(np.argmin(np.where(paired, distance[right] + distance[left, mirror], np.inf)))
+        ids[right], ids[left] = v, mirror[v]
+    midline = np.abs(mean_shape[:, 0]) < MIRROR_TOLERANCE_CM
+    for k in MIDLINE:
+        ids[k] = int(np.argmin(np.where(midline, distance[k], np.inf)))
     return ids, distance[np.arange(len(ids)), ids], distance
 
 
@@ -178,7 +207,8 @@ def main(argv=None):
         projected.append(vertices)
         references.append(np.loadtxt(reference))
     projected, references = np.stack(projected), np.stack(references)
-    ids, distance, every_distance = choose_vertices(projected, references)
+    ids, distance, every_distance = choose_vertices(projected, references,
+                                                    np.asarray(model.mean_shape, np.float64))
     own = np.asarray(model.landmark_ids)
     own_distance = every_distance[np.arange(68), own]
     np.savez_compressed(

@@ -61,3 +61,30 @@ def test_the_vertices_sit_in_ibug_order_on_ict(ict_model):
     distance = np.linalg.norm(p - own, axis=1)
     assert distance[17:].max() < 1.0 and distance[:17].max() < 3.5
 
+
+
+def test_the_build_chooses_mirror_pairs_and_midline_vertices():
+    """benchmarks/build_ict_ibug68.py: on a symmetric point set every iBUG point gets a vertex,
+    mirror pairs get mirrored vertices, midline points midline vertices, and each point the
+    nearest such vertex to its reference."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import build_ict_ibug68 as build
+    rng = np.random.default_rng(0)
+    half = rng.uniform([0.5, -5, 0], [6, 5, 3], (40, 3))
+    mean = np.concatenate([half, half * [-1, 1, 1], rng.uniform(-5, 5, (10, 3)) * [0, 1, 1]])
+    projected = rng.uniform(0, 100, (4, len(mean), 2))
+    reference = rng.uniform(0, 100, (4, 68, 2))
+    ids, distance, every = build.choose_vertices(projected, reference, mean)
+    assert ids.shape == (68,) and len(build.MIRROR_PAIRS) * 2 + len(build.MIDLINE) == 68
+    assert sorted([k for pair in build.MIRROR_PAIRS for k in pair] + list(build.MIDLINE)) \
+        == list(range(68))
+    for right, left in build.MIRROR_PAIRS:
+        np.testing.assert_allclose(mean[ids[left]], mean[ids[right]] * [-1, 1, 1])
+        pair_cost = every[right, ids[right]] + every[left, ids[left]]
+        assert pair_cost <= min(every[right, v] + every[left, (v + 40) % 80] for v in range(80))
+    midline = np.arange(80, 90)
+    for k in build.MIDLINE:
+        assert ids[k] == midline[np.argmin(every[k, midline])]
+    np.testing.assert_allclose(distance, every[np.arange(68), ids])

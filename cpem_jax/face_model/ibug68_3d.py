@@ -6,15 +6,17 @@ outline, which slides over the face as the head turns; ICT's own landmark vertic
 dlib's detections. The 3D one (300W-LP and AFLW2000-3D, from 3D face model fits) puts every
 point at a fixed place on the 3D face, whatever the view. Scored against 3D-style annotations,
 ICT's own vertices sit off them by a convention, not by the fit: on the AFLW2000-3D sample the
-fitted face read at this table's vertices is 6.1 % NME (mean of the three yaw bins) against 7.1 %
+fitted face read at this table's vertices is 6.0 % NME (mean of the three yaw bins) against 7.1 %
 at ICT's own (experiments/dense_fit, section 13).
 
 The table (`data/ict_ibug68_3d.npz`, written by benchmarks/build_ict_ibug68.py): for each iBUG
-point, the vertex of ICT's narrow face area (a prefix of the full area's vertices) whose
+point, a vertex of ICT's narrow face area (a prefix of the full area's vertices) whose
 projection lies nearest, on average over the demo training set's face crops (VoxCeleb2 and
 300W-LP frames, `data/cpem-demo`), to the set's 3D-style reference points (its `landmarks/`,
 from a 3D face alignment network), each crop fitted on its own with MediaPipe's points; the
-distance in % of sqrt(w * h) of the reference's box. It holds the vertex ids, the mean distance
+distance in % of sqrt(w * h) of the reference's box. The choice is left-right symmetric: mirror
+pairs of points take mirror vertices of ICT's symmetric mean shape, midline points midline
+vertices. It holds the vertex ids, the mean distance
 of each chosen vertex and of ICT's own, how many crops, and the format version.
 """
 from __future__ import annotations
