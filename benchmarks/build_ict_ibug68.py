@@ -88,46 +88,29 @@ def choose_vertices(projected: np.ndarray, reference: np.ndarray, mean_shape: np
 
 
 class CropFitter:
-    """Detects, crops and fits one image as a photo (MediaPipe, default `FitConfig`) and
-    projects every vertex of the fitted face into the image."""
+    """Fits one image as a photo (`estimation.fitting.FitEstimator`: MediaPipe, default
+    `FitConfig`) and reads every vertex of the fitted face in image pixels
+    (`evaluation.image_points.vertices_image`)."""
 
     def __init__(self):
-        import jax.numpy as jnp
-
         from cpem_jax.detect.backends import make_landmarker
+        from cpem_jax.estimation.fitting import FitEstimator
         from cpem_jax.face_model import load_face_model
-        from cpem_jax.face_model.dense_landmarks import dense_landmarks_for
-        from cpem_jax.fit.fitter import FitConfig, SequenceFitter
 
         self.model = load_face_model()
-        self.config = FitConfig()
-        self.fitter = SequenceFitter(self.model, self.config,
-                                     dense=dense_landmarks_for(self.model))
-        self.landmarker = make_landmarker("mediapipe")
-        self.every = jnp.arange(self.model.n_vertices)
+        self.estimator = FitEstimator(self.model, make_landmarker("mediapipe"))
+        self.every = np.arange(self.model.n_vertices)
 
     def __call__(self, image: str):
         """[V, 2] float64 image pixels of every vertex, or None where no face is found."""
-        import jax
-        import jax.numpy as jnp
+        from cpem_jax.detect.pipeline import NoFaceError
+        from cpem_jax.evaluation.image_points import vertices_image
 
-        from cpem_jax.detect.crop import CropConfig
-        from cpem_jax.detect.pipeline import detect_and_crop
-        from cpem_jax.fit.params import to_coefficients
-        from cpem_jax.geometry.pipeline import project_landmarks
-
-        tracked = detect_and_crop(image, self.landmarker, CropConfig(size=self.config.size),
-                                  progress=False)
-        if not tracked.found[0]:
+        try:
+            estimate = self.estimator(image, progress=False)
+        except NoFaceError:
             return None
-        fit = self.fitter.fit(tracked.crops, tracked.crop_landmarks(), progress=False,
-                              dense=tracked.crop_dense())
-        coeffs = to_coefficients(jax.tree_util.tree_map(jnp.asarray, fit.shared),
-                                 jax.tree_util.tree_map(jnp.asarray, fit.frames))
-        crop = np.asarray(project_landmarks(self.model, coeffs, self.fitter.camera, self.every),
-                          np.float64)[0]
-        affine = np.asarray(tracked.affines[0], np.float64)
-        return (crop - affine[:, 2]) @ np.linalg.inv(affine[:, :2]).T
+        return vertices_image(estimate, self.model, self.every)[0]
 
 
 def picture(table_path: str, pairs, out: str) -> None:
@@ -217,8 +200,9 @@ def main(argv=None):
         ict_landmark_distance_percent=own_distance.astype(np.float32),
         n_crops=np.int32(len(projected)), model_name=np.asarray(model.name),
         n_vertices=np.int32(model.n_vertices),
-        method=np.asarray("per iBUG point, the ICT vertex nearest on average to the 3D-style "
-                          "reference of the demo set's crops, each fitted alone with "
+        method=np.asarray("per mirror pair of iBUG points, the mirror pair of ICT vertices "
+                          "(per midline point, the midline vertex) nearest on average to the "
+                          "3D-style reference of the demo set's crops, each fitted alone with "
                           "MediaPipe's points (benchmarks/build_ict_ibug68.py)"))
     print(f"{len(projected)} crops ({len(skipped)} without a face); wrote {out}")
     print("mean distance to the reference, % of the box: chosen / ICT's own landmark vertices")

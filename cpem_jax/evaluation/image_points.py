@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from cpem_jax.detect.base import N_LANDMARKS
+from cpem_jax.detect.crop import apply_affine, invert_affine
 
 
 def dense68_image(estimate, table) -> np.ndarray:
@@ -43,6 +44,6 @@ def _in_image(estimate, crop, n_points: int = N_LANDMARKS) -> np.ndarray:
     n_points = n_points if crop is None else crop.shape[1]
     out = np.full((len(estimate.face_found), n_points, 2), np.nan)
     for row, i in enumerate(np.flatnonzero(estimate.face_found) if crop is not None else ()):
-        a = np.asarray(estimate.crop_affine[i], np.float64)
-        out[i] = (np.asarray(crop[row], np.float64) - a[:, 2]) @ np.linalg.inv(a[:, :2]).T
+        out[i] = apply_affine(invert_affine(estimate.crop_affine[i]),
+                              np.asarray(crop[row], np.float64))
     return out
