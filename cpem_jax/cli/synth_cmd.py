@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--landmark-noise", type=float, default=1.5,
                    help="landmark noise std in pixels at 224 px (default 1.5)")
     p.add_argument("--png", action="store_true", help="write PNG frames instead of JPEG (q95)")
+    p.add_argument("--plain-faces", action="store_true",
+                   help="render the bare face mesh: no eyeballs, mouth interior, brows or lip "
+                        "colour (the renders of earlier versions; the ground truth is the same)")
     p.add_argument("--face-model", help="model .npz or ICT archive (default: CPEM_FACE_MODEL "
                    "or ../shared/assets/ICT-FaceKit-master.zip)")
     p.add_argument("--overwrite", action="store_true", help="replace existing split folders")
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     configs = [SynthConfig(n_clips=clips, n_frames=frames, image_size=args.size, seed=args.seed,
                            split=split, batch_size=args.batch_size,
                            landmark_noise_px=args.landmark_noise,
-                           image_ext=".png" if args.png else ".jpg")
+                           image_ext=".png" if args.png else ".jpg",
+                           features=not args.plain_faces)
                for split, clips, frames in plan]   # Validates every split before rendering.
     for config in configs:
         split_dir = os.path.join(args.out, config.split)

@@ -16,11 +16,14 @@ _C2 = 3.0 * math.sqrt(5.0 / (12.0 * math.pi))
 _C2_Z = 0.5 * math.sqrt(5.0 / (4.0 * math.pi))
 
 
-def sh_basis(normals: jnp.ndarray) -> jnp.ndarray:
-    """normals [..., N, 3] unit -> irradiance basis [..., N, 9] (Lambertian constants included)."""
+def sh_basis(normals: jnp.ndarray, xp=jnp) -> jnp.ndarray:
+    """normals [..., N, 3] unit -> irradiance basis [..., N, 9] (Lambertian constants included).
+
+    `xp=numpy` evaluates the same formula in numpy (no tracing, any dtype).
+    """
     x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
-    one = jnp.ones_like(x)
-    return jnp.stack([
+    one = xp.ones_like(x)
+    return xp.stack([
         _A[0] * _C0 * one,
         -_A[1] * _C1 * y,
         _A[1] * _C1 * z,

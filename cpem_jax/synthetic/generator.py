@@ -36,7 +36,7 @@ from cpem_jax.face_model.model import Coefficients, FaceModel
 from cpem_jax.geometry.camera import DEFAULT_DISTANCE_CM, DEFAULT_FOCAL_PER_PIXEL, default_camera
 from cpem_jax.render.antialias import edge_neighbors
 from cpem_jax.render.face_renderer import render_face
-from cpem_jax.synthetic import expressions, scene, writer
+from cpem_jax.synthetic import expressions, features, scene, writer
 from cpem_jax.synthetic.ground_truth import FILE_NAME as GT_FILE_NAME
 from cpem_jax.synthetic.ground_truth import GroundTruth
 
@@ -65,6 +65,7 @@ class SynthConfig:
     focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL
     distance_cm: float = DEFAULT_DISTANCE_CM
     image_ext: str = ".jpg"
+    features: bool = True              # eyeballs, mouth, brows, lips (synthetic.features)
     scene: scene.SceneConfig = scene.SceneConfig()
 
     def __post_init__(self):
@@ -93,6 +94,7 @@ class ClipSample:
     lighting: np.ndarray      # [T, 3, 9]
     background: np.ndarray    # [S, S, 3] float32 in [0, 1]
     frame_seeds: List[np.random.SeedSequence]
+    look: features.ClipFeatures  # colours of eyes, mouth, brows and lips
 
 
 def clip_seed_sequence(seed: int, split: str, clip: int) -> np.random.SeedSequence:
@@ -107,7 +109,9 @@ def person_id(split: str, clip: int) -> str:
 def sample_clip(model: FaceModel, config: SynthConfig, clip: int) -> ClipSample:
     """Samples one clip's identity, albedo, expressions, pose, lighting and background."""
     root = clip_seed_sequence(config.seed, config.split, clip)
-    identity_seq, clip_seq, frames_seq = root.spawn(3)
+    # A fourth child for the features: the first three (and every draw from them) are the
+    # same as before the features existed.
+    identity_seq, clip_seq, frames_seq, features_seq = root.spawn(4)
     id_rng = np.random.default_rng(identity_seq)
     identity = (config.identity_scale * id_rng.standard_normal(model.n_identity)).astype(np.float32)
     albedo = (config.albedo_scale * id_rng.standard_normal(model.n_albedo)).astype(np.float32)
@@ -125,7 +129,8 @@ def sample_clip(model: FaceModel, config: SynthConfig, clip: int) -> ClipSample:
                       identity_seed=int(identity_seq.generate_state(1, np.uint32)[0]),
                       identity=identity, albedo=albedo, expression=expression,
                       rotation=rotation, translation=translation, lighting=lighting,
-                      background=background, frame_seeds=frames_seq.spawn(t))
+                      background=background, frame_seeds=frames_seq.spawn(t),
+                      look=features.sample_features(np.random.default_rng(features_seq)))
 
 
 _render = jax.jit(render_face, static_argnames=("image_size", "frames_per_step"))
@@ -164,6 +169,15 @@ def generate_split(model: FaceModel, split_dir: str, config: SynthConfig,
     camera = default_camera(size, focal=config.focal_per_pixel * size,
                             distance_cm=config.distance_cm)
     neighbors = edge_neighbors(model.triangles)
+    painter = features.painter_for(model, camera, size) if config.features else None
+    render_model = model
+    if painter is not None:
+        extra = features.feature_albedo_basis(model, painter.dense)
+        render_model = model.replace(albedo_basis=jnp.concatenate(
+            [model.albedo_basis, jnp.asarray(extra)], axis=-1))
+    elif config.features:
+        logger.info("synth: %s has no dense landmark table; faces are rendered without eyes, "
+                    "mouth, brows or lip colour", model.name)
     clips = [sample_clip(model, config, c) for c in range(config.n_clips)]
     jobs = [(c, t) for c in range(config.n_clips) for t in range(config.n_frames)]
     rows: Dict[str, list] = {k: [] for k in (
@@ -182,12 +196,13 @@ def generate_split(model: FaceModel, split_dir: str, config: SynthConfig,
             coeffs = Coefficients(
                 identity=jnp.asarray(np.stack([clips[c].identity for c, _ in padded])),
                 expression=jnp.asarray(np.stack([clips[c].expression[t] for c, t in padded])),
-                albedo=jnp.asarray(np.stack([clips[c].albedo for c, _ in padded])),
+                albedo=jnp.asarray(np.stack([_albedo(clips[c], painter) for c, _ in padded])),
                 lighting=jnp.asarray(np.stack([clips[c].lighting[t] for c, t in padded])),
                 rotation=jnp.asarray(np.stack([clips[c].rotation[t] for c, t in padded])),
                 translation=jnp.asarray(np.stack([clips[c].translation[t] for c, t in padded])))
-            background = jnp.asarray(np.stack([clips[c].background for c, _ in padded]))
-            out = jax.device_get(_render(model, coeffs, camera, image_size=(size, size),
+            background = jnp.asarray(np.stack([_background(clips[c], t, painter)
+                                               for c, t in padded]))
+            out = jax.device_get(_render(render_model, coeffs, camera, image_size=(size, size),
                                          background=background, neighbors=neighbors))
             for k, (c, t) in enumerate(part):
                 clip = clips[c]
@@ -226,6 +241,21 @@ def generate_split(model: FaceModel, split_dir: str, config: SynthConfig,
     logger.info("synth %s: %d clips x %d frames at %d px in %.1f s -> %s", config.split,
                 config.n_clips, config.n_frames, size, seconds, split_dir)
     return gt
+
+
+def _albedo(clip: ClipSample, painter) -> np.ndarray:
+    """The clip's albedo weights, with the feature modes' two weights where they are drawn."""
+    if painter is None:
+        return clip.albedo
+    return np.concatenate([clip.albedo, np.array([clip.look.hair, clip.look.lips], np.float32)])
+
+
+def _background(clip: ClipSample, t: int, painter) -> np.ndarray:
+    """Frame t's background, with the eyeballs and mouth painted in where they are drawn."""
+    if painter is None:
+        return clip.background
+    return painter.paint(clip.background, clip.identity, clip.expression[t], clip.rotation[t],
+                         clip.translation[t], clip.lighting[t], clip.look)
 
 
 def _write_config(split_dir: str, config: SynthConfig, model: FaceModel, n_frames: int) -> None:
