@@ -110,3 +110,13 @@ def test_features_change_the_pixels_not_the_truth_or_the_mask(model, tmp_path):
     images = [read_image(str(tmp_path / s / "data" / (frame + ".jpg"))).astype(np.float32)
               for s in ("plain", "drawn")]
     assert np.abs(images[0] - images[1]).mean() > 0.5
+
+
+def test_synth_cli_plain_faces_flag(model, tmp_path):
+    import json
+    from cpem_jax.cli.main import main
+    out = tmp_path / "plain"
+    assert main(["synth", "--out", str(out), "--split", "test", "--clips", "1", "--frames", "1",
+                 "--size", "64", "--batch-size", "1", "--plain-faces"]) == 0
+    with open(out / "test" / "synth_config.json") as f:
+        assert json.load(f)["features"] is False
