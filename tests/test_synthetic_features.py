@@ -35,8 +35,7 @@ def _frame(model, painter, **units):
     background = np.full((SIZE, SIZE, 3), 0.5, np.float32)
     zero = np.zeros(3, np.float32)
     image = painter.paint(background, identity, expression, zero, zero, lighting, _look())
-    points, _ = painter._camera_points(identity, expression, zero, zero)
-    return image, painter._project(points)
+    return image, painter.frame_points(identity, expression, zero, zero)[2]
 
 
 def _pixel(image, uv):
@@ -120,3 +119,19 @@ def test_synth_cli_plain_faces_flag(model, tmp_path):
                  "--size", "64", "--batch-size", "1", "--plain-faces"]) == 0
     with open(out / "test" / "synth_config.json") as f:
         assert json.load(f)["features"] is False
+
+
+def test_signed_polygon_distance_matches_opencv():
+    """The vectorised even-odd signed distance agrees with cv2.pointPolygonTest."""
+    import cv2
+    from cpem_jax.synthetic.features import _signed_distance_2d
+    angles = np.linspace(0.0, 2.0 * np.pi, 20, endpoint=False)
+    radius = 1.0 + 0.4 * np.sin(3.0 * angles)                       # a non-convex star
+    polygon = np.stack([radius * np.cos(angles), 0.6 * radius * np.sin(angles)], axis=-1)
+    points = np.random.default_rng(0).uniform(-1.6, 1.6, size=(400, 2))
+    ours = _signed_distance_2d(points, polygon)
+    contour = polygon.astype(np.float32).reshape(-1, 1, 2)
+    theirs = np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True)
+                       for x, y in points])
+    assert (ours > 0).sum() > 50 and (ours < 0).sum() > 50
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)

@@ -79,22 +79,25 @@ def crop_camera(size: int, focal_per_pixel: float = DEFAULT_FOCAL_PER_PIXEL,
 
 
 def transform(points: jnp.ndarray, rotation_matrix: jnp.ndarray, translation: jnp.ndarray,
-              camera: Camera) -> jnp.ndarray:
+              camera: Camera, xp=jnp) -> jnp.ndarray:
     """Rigidly moves model-space points into camera space.
 
     Args:
       points: [..., N, 3] model space, cm.
       rotation_matrix: [..., 3, 3] (see rotation.euler_to_matrix).
       translation: [..., 3] cm, added to camera.base_translation.
+      camera: the camera.
+      xp: the array module: jnp, or numpy for host-side float64 work (then the camera's
+        fields must be numpy values or Python floats).
     Returns:
       [..., N, 3] camera-space points, cm.
     """
-    moved = jnp.einsum("...ij,...nj->...ni", rotation_matrix, points)
+    moved = xp.einsum("...ij,...nj->...ni", rotation_matrix, points)
     return moved + (translation + camera.base_translation)[..., None, :]
 
 
-def project(camera: Camera, points_cam: jnp.ndarray,
-            min_depth: float = 1e-3) -> Tuple[jnp.ndarray, jnp.ndarray]:
+def project(camera: Camera, points_cam: jnp.ndarray, min_depth: float = 1e-3,
+            xp=jnp) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Perspective projection of camera-space points.
 
     Args:
@@ -102,11 +105,12 @@ def project(camera: Camera, points_cam: jnp.ndarray,
       points_cam: [..., N, 3] camera space (looking toward -z), cm.
       min_depth: depths below this are clamped for the division (points behind the camera
         project to finite but meaningless pixels; use the returned depth to cull them).
+      xp: the array module: jnp, or numpy (with a camera of numpy values or Python floats).
     Returns:
       uv [..., N, 2] pixels (u right, v down) and depth [..., N] (positive in front), cm.
     """
     depth = -points_cam[..., 2]
-    safe = jnp.maximum(depth, min_depth)
+    safe = xp.maximum(depth, min_depth)
     u = camera.cx + camera.focal * points_cam[..., 0] / safe
     v = camera.cy - camera.focal * points_cam[..., 1] / safe
-    return jnp.stack([u, v], axis=-1), depth
+    return xp.stack([u, v], axis=-1), depth

@@ -29,7 +29,7 @@ import numpy as np
 
 from cpem_jax.face_model import dense_landmarks as dl
 from cpem_jax.face_model.model import FaceModel
-from cpem_jax.geometry.camera import Camera
+from cpem_jax.geometry.camera import Camera, project, transform
 from cpem_jax.geometry.rotation import euler_to_matrix
 from cpem_jax.geometry.shading import sh_basis
 
@@ -90,6 +90,18 @@ def _segment_distance(points: np.ndarray, polyline: np.ndarray) -> Tuple[np.ndar
     return dist[rows, seg], seg + t[rows, seg]
 
 
+def _signed_distance_2d(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Distance of points [N, 2] to the closed polygon [M, 2], positive inside (even-odd rule)."""
+    distance, _ = _segment_distance(points, np.concatenate([polygon, polygon[:1]]))
+    a, b = polygon, np.roll(polygon, -1, axis=0)                      # edges a -> b, [M, 2]
+    x, y = points[:, :1], points[:, 1:]                               # [N, 1]
+    spans = (a[None, :, 1] > y) != (b[None, :, 1] > y)                # [N, M]
+    dy = np.where(b[:, 1] == a[:, 1], 1.0, b[:, 1] - a[:, 1])
+    x_cross = a[None, :, 0] + (y - a[None, :, 1]) * ((b[:, 0] - a[:, 0]) / dy)[None]
+    inside = np.count_nonzero(spans & (x < x_cross), axis=1) % 2 == 1
+    return np.where(inside, distance, -distance)
+
+
 def _soft(distance: np.ndarray, inner: np.ndarray, fade: float) -> np.ndarray:
     """1 within `inner`, 0 beyond inner + fade, linear between."""
     return np.clip((inner + fade - distance) / fade, 0.0, 1.0)
@@ -115,9 +127,7 @@ def feature_weights(mesh_points: np.ndarray, vertices: np.ndarray) -> Tuple[np.n
         lid, _ = _segment_distance(vertices, mesh_points[list(UPPER_LID[eye])])
         hair = np.maximum(hair, 0.8 * _soft(lid, np.full_like(lid, 0.06), 0.08))
     ring = mesh_points[list(OUTER_LIP)]
-    contour = ring[:, :2].astype(np.float32).reshape(-1, 1, 2)
-    signed = np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True)
-                       for x, y in vertices[:, :2]])       # > 0 inside (cm)
+    signed = _signed_distance_2d(vertices[:, :2], ring[:, :2])     # > 0 inside (cm)
     front = vertices[:, 2] > ring[:, 2].min() - 0.5
     lips = np.where(front, np.clip((signed + 0.08) / 0.16, 0.0, 1.0), 0.0)
     return hair, lips
@@ -142,26 +152,26 @@ class FeaturePainter:
     def __init__(self, model: FaceModel, dense: dl.DenseLandmarks, camera: Camera, size: int):
         self.model, self.dense, self.size = model, dense, size
         scale = size / camera.width
-        self.focal = float(camera.focal) * scale
-        self.cx, self.cy = float(camera.cx) * scale, float(camera.cy) * scale
-        self.base = np.asarray(camera.base_translation, np.float64)
+        # The render's camera at the painted size, in Python floats for float64 numpy work.
+        self.camera = Camera(focal=float(camera.focal) * scale, cx=float(camera.cx) * scale,
+                             cy=float(camera.cy) * scale,
+                             base_translation=np.asarray(camera.base_translation, np.float64),
+                             width=size, height=size)
         v, u = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
-        rays = np.stack([(u - self.cx) / self.focal, -(v - self.cy) / self.focal,
-                         -np.ones_like(u)], axis=-1)
+        c = self.camera
+        rays = np.stack([(u - c.cx) / c.focal, -(v - c.cy) / c.focal, -np.ones_like(u)], axis=-1)
         self.rays = rays / np.linalg.norm(rays, axis=-1, keepdims=True)   # [S, S, 3]
 
-    def _camera_points(self, identity, expression, rotation, translation):
-        """Dense points [478, 3] and eyeball centres [2, 3] in camera space, cm."""
+    def frame_points(self, identity, expression, rotation, translation):
+        """One frame's dense points in camera space [478, 3] (cm), the eyeball centres [2, 3]
+        (cm) and the dense points in pixels [478, 2]."""
         points = np.asarray(dl.dense_points(self.dense, identity, expression), np.float64)
         centres = np.asarray(dl.eye_centres(self.dense, identity), np.float64)
         matrix = np.asarray(euler_to_matrix(np.asarray(rotation, np.float64), xp=np), np.float64)
-        shift = np.asarray(translation, np.float64) + self.base
-        return points @ matrix.T + shift, centres @ matrix.T + shift
-
-    def _project(self, points: np.ndarray) -> np.ndarray:
-        depth = -points[:, 2]
-        return np.stack([self.cx + self.focal * points[:, 0] / depth,
-                         self.cy - self.focal * points[:, 1] / depth], axis=-1)
+        shift = np.asarray(translation, np.float64)
+        points, centres = (transform(p, matrix, shift, self.camera, xp=np)
+                           for p in (points, centres))
+        return points, centres, project(self.camera, points, xp=np)[0]
 
     def _polygon_mask(self, uv: np.ndarray, dilate: int = 0) -> np.ndarray:
         mask = np.zeros((self.size, self.size), np.uint8)
@@ -180,10 +190,9 @@ class FeaturePainter:
               lighting: np.ndarray, look: ClipFeatures) -> np.ndarray:
         """background [S, S, 3] -> the same with eyeballs and mouth painted; the other args are
         one frame's coefficients ([K_id], [K_exp], [3] rad, [3] cm, [3, 9] SH)."""
-        points, centres = self._camera_points(identity, expression, rotation, translation)
-        uv = self._project(points)
+        points, centres, uv = self.frame_points(identity, expression, rotation, translation)
         out = np.array(background, np.float32, copy=True)
-        pixel_cm = self.focal / max(float(-points[:, 2].mean()), 1e-3)   # pixels per cm
+        pixel_cm = self.camera.focal / max(float(-points[:, 2].mean()), 1e-3)   # pixels per cm
         for eye in (0, 1):
             self._paint_eye(out, eye, points, centres[eye], uv, lighting, look, pixel_cm)
         self._paint_mouth(out, uv, lighting, look, pixel_cm)
