@@ -11,6 +11,14 @@ SHARED = os.environ.get("CPEM_SHARED", os.path.join(os.path.dirname(REPO_ROOT), 
 ICT_ZIP = os.path.join(SHARED, "assets", "ICT-FaceKit-master.zip")
 
 
+def pytest_configure(config):
+    """JAX's persistent compilation cache for the whole session: the two xdist workers, the
+    in-process tests and the `cpem-jax` subprocesses share what any of them compiled (the
+    folder of `cpem_jax.compilation_cache`: $CPEM_CACHE/jax or $CPEM_COMPILE_CACHE)."""
+    from cpem_jax import compilation_cache
+    compilation_cache.enable()
+
+
 def shared_path(*parts: str) -> str:
     """A path under ../shared (or $CPEM_SHARED); the test skips with a reason when absent."""
     path = os.path.join(SHARED, *parts)
@@ -20,11 +28,12 @@ def shared_path(*parts: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def ict_model(tmp_path_factory):
-    """The real ICT-FaceKit model (narrow face area), converted once per test session."""
+def ict_model():
+    """The real ICT-FaceKit model (narrow face area), through the .npz cache of converted
+    models (converted once for every worker and the `model` fixture)."""
     zip_path = shared_path("assets", "ICT-FaceKit-master.zip")
-    from cpem_jax.face_model import ict
-    return ict.load_ict(zip_path, progress=False)
+    from cpem_jax.face_model import load_face_model
+    return load_face_model(zip_path)
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ def save_model(model: FaceModel, path: str) -> str:
     arrays = as_numpy_dict(model)
     arrays["format_version"] = np.asarray(FORMAT_VERSION)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.npz"
+    tmp = f"{path}.{os.getpid()}.tmp.npz"       # Per process: two writers never share it.
     np.savez(tmp, **arrays)
     os.replace(tmp, path)  # Never leave a half-written cache behind.
     return path
