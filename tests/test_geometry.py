@@ -79,6 +79,26 @@ def test_known_point_projects_where_it_should():
     np.testing.assert_allclose(uv[0], [100.0, 80.0], atol=1e-5)
 
 
+def test_numpy_transform_and_projection_match_jax_in_float64():
+    """xp=np keeps host-side work in numpy float64 and agrees with the jnp path."""
+    rng = np.random.default_rng(3)
+    points = rng.normal(0.0, 5.0, (7, 3))
+    matrix = np.asarray(euler_to_matrix(np.array([0.2, -0.5, 0.1]), xp=np), np.float64)
+    shift = np.array([1.0, -2.0, 3.0])
+    jax_camera = cam.default_camera(224)
+    np_camera = cam.Camera(focal=float(jax_camera.focal), cx=float(jax_camera.cx),
+                           cy=float(jax_camera.cy),
+                           base_translation=np.asarray(jax_camera.base_translation, np.float64))
+    moved = cam.transform(points, matrix, shift, np_camera, xp=np)
+    uv, depth = cam.project(np_camera, moved, xp=np)
+    assert isinstance(uv, np.ndarray) and uv.dtype == np.float64 and depth.dtype == np.float64
+    ref_uv, ref_depth = cam.project(jax_camera, cam.transform(
+        jnp.asarray(points, jnp.float32), jnp.asarray(matrix, jnp.float32),
+        jnp.asarray(shift, jnp.float32), jax_camera))
+    np.testing.assert_allclose(uv, ref_uv, atol=1e-3)
+    np.testing.assert_allclose(depth, ref_depth, atol=1e-4)
+
+
 def test_points_behind_the_camera_stay_finite():
     camera = cam.default_camera(64)
     uv, depth = cam.project(camera, jnp.array([[1.0, 1.0, 5.0], [0.0, 0.0, 0.0]]))
