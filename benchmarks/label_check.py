@@ -282,13 +282,20 @@ def detail_table(results, front_ends):
     return "\n".join(lines)
 
 
-def rescore(path):
-    """Prints the tables of a saved run with the current RULES."""
+def rescore(path, labels_path=None):
+    """Prints the tables of a saved run with the current RULES; with `labels_path`, each saved
+    face (video, frame, face) takes its label and note from that frames.csv (a corrected label
+    is scored without a new fit; faces not in the file keep the saved ones)."""
     with open(path, encoding="utf-8") as f:
         saved = json.load(f)
+    current = {(row["video"], row["frame"], row["face"]): row
+               for row in (read_labels(labels_path) if labels_path else [])}
     results = []
     for r in saved["results"]:
         r = dict(r)
+        row = current.get((r["video"], r["frame"], r["face"]))
+        if row is not None:
+            r["label"], r["note"] = row["label"], row["note"]
         if r["weights"] is not None:
             r["passed"] = bool(RULES[r["label"]][1](r["weights"]))
             r["shown"] = {k: round(r["weights"][k], 2) for k in SHOWN[r["label"]]}
@@ -312,8 +319,8 @@ def main():
     parser.add_argument("--only", help="comma-separated video names to keep (quick checks)")
     parser.add_argument("--json", help="write every result (all 52 weights) here")
     parser.add_argument("--rescore", metavar="JSON",
-                        help="no estimator: apply the current RULES to the weights saved by an "
-                        "earlier --json run and print the tables")
+                        help="no estimator: apply the current RULES and the labels of --labels "
+                        "to the weights saved by an earlier --json run and print the tables")
     parser.add_argument("--progress", action="store_true", help="progress bars")
     parser.add_argument("--weights", default="",
                         help="with --method fit: fit weights to change, e.g. eye_shut=1,sp=0.3 "
@@ -323,7 +330,7 @@ def main():
                         "copy made with git archive)")
     args = parser.parse_args()
     if args.rescore:
-        return rescore(args.rescore)
+        return rescore(args.rescore, args.labels)
     if args.window < 0:
         sys.exit(f"label_check: --window must be >= 0, got {args.window}")
     if args.weights and args.method != "fit":

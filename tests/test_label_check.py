@@ -1,4 +1,6 @@
-"""benchmarks/label_check.py: the --weights option that changes the fit's weights."""
+"""benchmarks/label_check.py: the --weights option that changes the fit's weights, and --rescore
+with corrected labels."""
+import json
 import os
 import subprocess
 import sys
@@ -35,3 +37,26 @@ def test_weights_need_the_fit():
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
         "label_check: --weights changes the fit's weights; it needs --method fit"]
+
+
+def test_rescore_takes_corrected_labels_from_the_labels_file(tmp_path, capsys):
+    # Two saved faces of one run: both eyes shut in frame 50, first labelled a right wink.
+    shut = {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0, "eyeLookDownLeft": 0.0,
+            "eyeLookDownRight": 0.0}
+    saved = {"commit": "abc", "results": [
+        {"video": "videos/x.mp4", "frame": 50, "label": "wink_right", "face": 0, "note": "",
+         "front_end": "mediapipe", "weights": shut, "top3": []},
+        {"video": "videos/x.mp4", "frame": 60, "label": "eyes_closed", "face": 0, "note": "",
+         "front_end": "mediapipe", "weights": shut, "top3": []}]}
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(saved))
+    labels = tmp_path / "frames.csv"
+    labels.write_text("video,frame,label,face,note\n"
+                      "videos/x.mp4,50,eyes_closed,0,blink: both lids down\n")
+    module = _module()
+    module.rescore(str(run))
+    before = capsys.readouterr().out
+    assert "| x.mp4 | 50 | wink_right | FAIL" in before and "| all | | 1/2 |" in before
+    module.rescore(str(run), str(labels))
+    after = capsys.readouterr().out
+    assert "| x.mp4 | 50 | eyes_closed | pass" in after and "| all | | 2/2 |" in after
