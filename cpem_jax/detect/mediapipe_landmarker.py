@@ -16,12 +16,13 @@ resized to the model's 256 x 256 input with RGB in [0, 1]; then `refine` more ti
 MediaPipe derives from a mesh (rotated so that the outer eye corners 33 -> 263 are level,
 centred on the mesh's extent, side 1.5 x its longer side). With `flip_average` (the default) the
 last pass also runs on the mirrored crop and averages the two meshes, its points paired by
-`mirror_permutation` (the face presence stays the upright crop's): on the 400 frames of the synthetic test split (exact points) the inner 51
-points' NME fell from 2.57 to 2.48 % and the iris centres' error from 1.99 to 1.81 % of the
-inter-ocular distance; on the AFLW2000-3D sample the 68 points' NME per yaw bin from 3.36 / 4.65 /
-9.62 to 3.33 / 4.48 / 9.53 % (benchmarks/synthetic_front_end.py, benchmarks/aflw2000_landmarks.py);
-it costs one more run of the mesh model per face. So a box from a tracker or from ground
-truth gets landmarks where the detector misses the face (MediaPipe's FaceLandmarker task always
+`mirror_permutation` (the face presence stays the upright crop's): on the 400 frames of the
+synthetic test split (exact points) the inner 51 points' NME fell from 2.57 to 2.49 % and the
+iris centres' error from 1.99 to 1.81 % of the inter-ocular distance; on the AFLW2000-3D sample
+the 68 points' NME per yaw bin from 3.36 / 4.65 / 9.62 to 3.32 / 4.51 / 9.17 %
+(benchmarks/synthetic_front_end.py, benchmarks/aflw2000_landmarks.py; experiments/dense_fit,
+section 17); it costs one more run of the mesh model per face. So a box from a tracker or from
+ground truth gets landmarks where the detector misses the face (MediaPipe's FaceLandmarker task always
 starts from its own detector: run on crops around the ground-truth boxes of the AFLW2000-3D
 sample, it found no face in 7 of the 11 images beyond 60 degrees of yaw). The model also
 gives a face-presence probability (`mesh_in_boxes`); `detect` drops detector boxes whose presence
@@ -76,9 +77,9 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install -r requirements.txt"
-# The mesh model maps a mirrored crop's x to size + _FLIP_SHIFT - x (module docstring: 256.46 at
-# 256 px), so mirrored points come back through that map and the average keeps the upright
-# crop's convention.
+# The mesh model maps a mirrored crop's x to size + _FLIP_SHIFT - x (module docstring: 256.46 for
+# the bundle's 256 px model), so mirrored points come back through that map and the average
+# keeps the upright crop's convention.
 _FLIP_SHIFT = 0.46
 
 
