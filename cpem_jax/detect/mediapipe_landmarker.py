@@ -22,9 +22,9 @@ iris centres' error from 1.99 to 1.81 % of the inter-ocular distance; on the AFL
 the 68 points' NME per yaw bin from 3.36 / 4.65 / 9.62 to 3.32 / 4.51 / 9.17 %
 (benchmarks/synthetic_front_end.py, benchmarks/aflw2000_landmarks.py; experiments/dense_fit,
 section 17); it costs one more run of the mesh model per face. So a box from a tracker or from
-ground truth gets landmarks where the detector misses the face (MediaPipe's FaceLandmarker task always
-starts from its own detector: run on crops around the ground-truth boxes of the AFLW2000-3D
-sample, it found no face in 7 of the 11 images beyond 60 degrees of yaw). The model also
+ground truth gets landmarks where the detector misses the face (MediaPipe's FaceLandmarker task
+always starts from its own detector: run on crops around the ground-truth boxes of the
+AFLW2000-3D sample, it found no face in 7 of the 11 images beyond 60 degrees of yaw). The model also
 gives a face-presence probability (`mesh_in_boxes`); `detect` drops detector boxes whose presence
 is below `min_presence` (0.5), while `landmarks_in_boxes` trusts its caller that a face is in the
 box and gates on `box_min_presence` (default 0: always points, like dlib's shape predictor), since
