@@ -164,9 +164,12 @@ def canonical_face_mesh(task_path: Optional[str] = None,
 
 # The iris points under a horizontal flip: a flipped right iris is the left one, its centre the
 # left centre, its +x point (toward the subject's left) the left iris's -x point and its +y / -y
-# points the left's +y / -y (each iris: centre, +x, +y, -x, -y). Checked on a frontal photo:
-# each flipped prediction lands within 0.4-0.8 px (of a 256 px crop) of its partner.
-_IRIS_MIRROR = (473, 476, 475, 474, 477, 468, 471, 470, 469, 472)
+# points the left's +y / -y (each iris in `IRIS_RIGHT` / `IRIS_LEFT`: centre, +x, +y, -x, -y, so
+# slot k goes to slot _IRIS_SLOT_MIRROR[k]). Checked on a frontal photo: each flipped prediction
+# lands within 0.4-0.8 px (of a 256 px crop) of its partner.
+_IRIS_SLOT_MIRROR = (0, 3, 2, 1, 4)
+_IRIS_MIRROR = tuple(IRIS_LEFT[k] for k in _IRIS_SLOT_MIRROR) + tuple(
+    IRIS_RIGHT[k] for k in _IRIS_SLOT_MIRROR)
 
 
 def mirror_permutation(task_path: Optional[str] = None,
