@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cpem_jax.detect.base import Detections
+from cpem_jax.detect.base import Detections, FaceLandmarker
 from cpem_jax.estimation.identity import IdentityProfile, ProfileError
 from cpem_jax.estimation.live_front import LiveFront
 from cpem_jax.estimation.streaming import StreamConfig, StreamingEstimator
@@ -179,7 +179,7 @@ def test_the_calibration_thread_switches_often_and_restores_the_interval():
     assert seen == [pytest.approx(CALIBRATION_SWITCH_INTERVAL_S)] * 2
 
 
-class Projected68:
+class Projected68(FaceLandmarker):
     """The same face seen by a 68-point front end without a VIDEO mode (dlib's interface)."""
 
     def __init__(self, model, coeffs):

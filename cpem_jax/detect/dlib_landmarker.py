@@ -32,22 +32,31 @@ def _import_dlib():
     return dlib
 
 
+def model_path(env: str, locate: str, what: str, filename: str) -> str:
+    """A dlib model file: $`env` if set, else face-recognition-models' `locate()` function.
+
+    Raises:
+      ImportError: neither is available (the message names the pip command).
+    """
+    path = os.environ.get(env)
+    if path:
+        return path
+    try:
+        import face_recognition_models  # noqa: PLC0415
+    except ImportError as error:
+        raise ImportError(f"{what} is missing; run `{INSTALL_HINT}` (or set {env} to a "
+                          f"{filename}).") from error
+    return getattr(face_recognition_models, locate)()
+
+
 def default_predictor_path() -> str:
     """Path of the 68-point shape predictor: $CPEM_DLIB_PREDICTOR, else face-recognition-models'.
 
     Raises:
       ImportError: neither is available (the message names the pip command).
     """
-    path = os.environ.get(PREDICTOR_ENV)
-    if path:
-        return path
-    try:
-        import face_recognition_models  # noqa: PLC0415
-    except ImportError as error:
-        raise ImportError(
-            f"the dlib 68-point landmark model is missing; run `{INSTALL_HINT}` "
-            f"(or set {PREDICTOR_ENV} to a shape_predictor_68_face_landmarks.dat).") from error
-    return face_recognition_models.pose_predictor_model_location()
+    return model_path(PREDICTOR_ENV, "pose_predictor_model_location",
+                      "the dlib 68-point landmark model", "shape_predictor_68_face_landmarks.dat")
 
 
 def boxes_from_dlib(rects) -> np.ndarray:

@@ -25,12 +25,18 @@ section 17); it costs one more run of the mesh model per face. So a box from a t
 ground truth gets landmarks where the detector misses the face (MediaPipe's FaceLandmarker task
 always starts from its own detector: run on crops around the ground-truth boxes of the
 AFLW2000-3D sample, it found no face in 7 of the 11 images beyond 60 degrees of yaw). The model also
-gives a face-presence probability (`mesh_in_boxes`); `detect` drops detector boxes whose presence
-is below `min_presence` (0.5), while `landmarks_in_boxes` trusts its caller that a face is in the
-box and gates on `box_min_presence` (default 0: always points, like dlib's shape predictor), since
-the model's presence falls for profile views whose points are still usable (on 27 300W-LP crops
-of the demo set: presence 0.001-0.01 on the three lowest, their points 7-10% of the face size from
-a 3D-style reference, against 5.7% on average). On a frontal photo the result agrees with the
+gives a face-presence probability (`mesh_in_boxes`), which falls for profile views whose points
+are still usable (on 27 300W-LP crops of the demo set: presence 0.001-0.01 on the three lowest,
+their points 7-10% of the face size from a 3D-style reference, against 5.7% on average), so
+`landmarks_in_boxes` trusts its caller that a face is in the box and gates on `box_min_presence`
+(default 0: always points, like dlib's shape predictor). `detect` keeps detector boxes whose
+presence reaches `min_presence` (0.5) and asks a second detector about the others
+(`second_detector`, dlib's CNN face detector searching a region around the box,
+`cpem_jax.detect.cnn_detector`): a face it finds there is kept whatever its presence, on the
+second detector's box. The detector's boxes alone are no evidence (it scores random noise up to
+0.73), nor is the presence alone: of the 11 AFLW2000-3D sample images beyond 60 degrees of yaw
+the detector boxes all 11, the presence rejects 8, the CNN detector finds all 8 and none on 20
+noise images (about 0.4 s of CPU per question). On a frontal photo the result agrees with the
 FaceLandmarker task to 0.34% of the face size (tests/test_detect_mediapipe.py).
 
 Pixel convention: the mesh model's outputs are continuous coordinates of its input tensor (a
@@ -61,6 +67,9 @@ from cpem_jax.detect.base import Detections, FaceLandmarker, check_rgb_uint8
 from cpem_jax.detect.crop import apply_affine, invert_affine, warp_image
 from cpem_jax.detect.mediapipe_mesh import (IBUG68_FROM_MESH, N_DENSE, N_MESH, ibug68_from_dense,
                                             mirror_permutation, roi_affine, roi_from_mesh)
+from cpem_jax.detect.mediapipe_runtime import (INSTALL_HINT, MeshModel, import_mediapipe,
+                                               mediapipe_available)
+from cpem_jax.detect.tracking import box_iou
 from cpem_jax.detect.mediapipe_task import (TASK_ENV, TASK_SHA256, TaskFileError,
                                             check_task_file, download_task, file_sha256,
                                             find_task)
@@ -76,45 +85,17 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install -r requirements.txt"
 # The mesh model maps a mirrored crop's x to size + _FLIP_SHIFT - x (module docstring: 256.46 for
 # the bundle's 256 px model), so mirrored points come back through that map and the average
 # keeps the upright crop's convention.
 _FLIP_SHIFT = 0.46
-
-
-def _import_mediapipe():
-    try:
-        import mediapipe  # noqa: PLC0415 (optional dependency, imported on use)
-        from mediapipe.tasks.python import vision  # noqa: PLC0415
-        from mediapipe.tasks.python.core.base_options import BaseOptions  # noqa: PLC0415
-    except ImportError as error:
-        raise ImportError(f"mediapipe is not installed ({error}); run `{INSTALL_HINT}`.") \
-            from error
-    return mediapipe, vision, BaseOptions
-
-
-def _import_litert_interpreter():
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
-    except ImportError as error:
-        raise ImportError(f"ai-edge-litert is not installed ({error}); run `{INSTALL_HINT}`.") \
-            from error
-    return Interpreter
-
-
-def mediapipe_available() -> Tuple[bool, str]:
-    """(True, version) when `mediapipe` and `ai-edge-litert` import, else (False, one-line why).
-
-    Does not load mediapipe's native library (that happens when a task is created; it needs
-    libEGL.so.1 and libGLESv2.so.2).
-    """
-    try:
-        mediapipe, _, _ = _import_mediapipe()
-        _import_litert_interpreter()
-    except ImportError as error:
-        return False, str(error)
-    return True, getattr(mediapipe, "__version__", "unknown")
+# dlib's CNN detector box -> this detector's box: centre moved by (0.059, 0.146) x the CNN box's
+# width, side 1.083 x it (medians over 242 frames of the 15 shared talking-head videos where both
+# found one face; the mesh's refinement pass re-centres the crop after the first run anyway).
+_CNN_BOX_SHIFT = (0.059, 0.146)
+_CNN_BOX_SCALE = 1.083
+# A confirmed box overlapping an already kept face by more than this IoU is the same face.
+_SAME_FACE_IOU = 0.3
 
 
 def _to_pixels(face, width: int, height: int) -> np.ndarray:
@@ -127,45 +108,6 @@ def _to_pixels(face, width: int, height: int) -> np.ndarray:
 def _tight_boxes(points: np.ndarray) -> np.ndarray:
     """[N, P, 2] -> [N, 4] tight boxes (NaN rows stay NaN)."""
     return np.concatenate([points.min(axis=1), points.max(axis=1)], axis=-1)
-
-
-class _MeshModel:
-    """The bundle's face_landmarks_detector.tflite, run by LiteRT on square RGB crops.
-
-    Call with a crop [S, S, 3] uint8 (S = `size`, 256) -> (points [478, 2] float64 in crop
-    pixels, continuous coordinates; face-presence probability).
-    """
-
-    def __init__(self, model: bytes, num_threads: Optional[int]) -> None:
-        interpreter = _import_litert_interpreter()(model_content=model, num_threads=num_threads)
-        interpreter.allocate_tensors()
-        inputs = interpreter.get_input_details()
-        if len(inputs) != 1 or len(inputs[0]["shape"]) != 4 or inputs[0]["shape"][3] != 3 \
-                or inputs[0]["shape"][1] != inputs[0]["shape"][2]:
-            raise ValueError(f"the mesh model's input is {[d['shape'] for d in inputs]}, not one "
-                             f"[1, S, S, 3] image.")
-        self.size = int(inputs[0]["shape"][1])
-        self._input = inputs[0]["index"]
-        self._points = self._presence = None
-        for detail in interpreter.get_output_details():
-            count = int(np.prod(detail["shape"]))
-            if count == N_DENSE * 3:
-                self._points = detail["index"]
-            elif count == 1 and len(detail["shape"]) == 4:
-                self._presence = detail["index"]
-        if self._points is None or self._presence is None:
-            raise ValueError(f"the mesh model lacks a [{N_DENSE} x 3] point output or a face "
-                             f"presence output; is this the FaceLandmarker bundle with iris?")
-        self._interpreter = interpreter
-
-    def __call__(self, crop: np.ndarray) -> Tuple[np.ndarray, float]:
-        crop = np.ascontiguousarray(crop)
-        tensor = (crop.astype(np.float32) * np.float32(1.0 / 255.0))[None]
-        self._interpreter.set_tensor(self._input, tensor)
-        self._interpreter.invoke()
-        points = self._interpreter.get_tensor(self._points).reshape(N_DENSE, 3)[:, :2]
-        logit = float(self._interpreter.get_tensor(self._presence).reshape(()))
-        return points.astype(np.float64), float(1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60))))
 
 
 class MediaPipeLandmarker(FaceLandmarker):
@@ -184,6 +126,10 @@ class MediaPipeLandmarker(FaceLandmarker):
       refine: further passes of the mesh model on the region derived from the previous mesh.
       flip_average: also run the last pass on the mirrored crop and average the two meshes
         (module docstring).
+      second_detector: `detect` asks dlib's CNN face detector (`CnnFaceDetector.boxes_near`)
+        about detector boxes whose face presence is below `min_presence`, and keeps the faces it
+        finds there whatever their presence (module docstring). Without dlib it logs one
+        warning and keeps only the faces that pass `min_presence`.
       num_threads: threads of the LiteRT interpreter (None: the runtime's choice).
     Raises:
       ImportError: mediapipe or ai-edge-litert is not installed (names the pip command).
@@ -199,7 +145,7 @@ class MediaPipeLandmarker(FaceLandmarker):
                  max_faces: int = 4, min_detection_confidence: float = 0.5,
                  min_presence: float = 0.5, box_min_presence: float = 0.0,
                  box_scale: float = 1.5, refine: int = 1, flip_average: bool = True,
-                 num_threads: Optional[int] = None) -> None:
+                 second_detector: bool = True, num_threads: Optional[int] = None) -> None:
         if max_faces < 1:
             raise ValueError(f"max_faces must be >= 1, got {max_faces}.")
         for name, value in (("min_detection_confidence", min_detection_confidence),
@@ -211,7 +157,7 @@ class MediaPipeLandmarker(FaceLandmarker):
             raise ValueError(f"box_scale must be > 1 (a margin around the box), got {box_scale}.")
         if refine < 0:
             raise ValueError(f"refine must be >= 0, got {refine}.")
-        self._mp, self._vision, self._base_options = _import_mediapipe()
+        self._mp, self._vision, self._base_options = import_mediapipe()
         self.task_path = find_task(task_path, sha256)
         self.max_faces = int(max_faces)
         self.min_presence = float(min_presence)
@@ -221,8 +167,10 @@ class MediaPipeLandmarker(FaceLandmarker):
         with zipfile.ZipFile(self.task_path) as bundle:
             detector_model = bundle.read("face_detector.tflite")
             mesh_model = bundle.read("face_landmarks_detector.tflite")
-        self._mesh = _MeshModel(mesh_model, num_threads)
+        self._mesh = MeshModel(mesh_model, num_threads)
         self._mirror = mirror_permutation(self.task_path, None) if flip_average else None
+        self._second_detector = second_detector
+        self._second = None
         self._tasks: list = []
         # Close the native tasks before interpreter shutdown tears their modules down.
         self._finalizer = weakref.finalize(self, _close_all, self._tasks)
@@ -324,16 +272,45 @@ class MediaPipeLandmarker(FaceLandmarker):
     def detect(self, image: np.ndarray) -> Detections:
         """Every face in `image [H, W, 3] uint8 RGB` with its 68 points and all 478 (`dense`).
 
-        Detector boxes where the mesh model finds no face are left out.
+        Detector boxes where the mesh model finds no face are left out, unless the second
+        detector finds a face there (`second_detector`; its box, in this detector's convention,
+        replaces the first detector's and keeps that one's score).
         """
         check_rgb_uint8(image)
-        boxes, scores = self.detect_boxes(image)
-        if len(boxes) == 0:
+        candidates, candidate_scores = self.detect_boxes(image)
+        if len(candidates) == 0:
             return Detections.empty()
-        dense, presence = self.mesh_in_boxes(image, boxes)
+        dense, presence = self.mesh_in_boxes(image, candidates)
         found = presence >= self.min_presence
-        return Detections(boxes[found], ibug68_from_dense(dense[found]), scores[found],
-                          dense=dense[found])
+        boxes, dense = list(candidates[found]), list(dense[found])
+        scores = list(candidate_scores[found])
+        unsure = np.flatnonzero(~found)
+        second = self._second_detector_on_demand() if len(unsure) else None
+        for k in unsure if second is not None else ():
+            for box in _detector_boxes(second.boxes_near(image, candidates[k])[0]):
+                if len(boxes) >= self.max_faces or (
+                        boxes and box_iou(box, np.array(boxes)).max() > _SAME_FACE_IOU):
+                    continue
+                boxes.append(box)
+                dense.append(self.mesh_in_boxes(image, box[None])[0][0])
+                scores.append(candidate_scores[k])
+        if not boxes:
+            return Detections.empty()
+        dense = np.array(dense, np.float32)
+        return Detections(np.array(boxes, np.float32), ibug68_from_dense(dense),
+                          np.array(scores, np.float32), dense=dense)
+
+    def _second_detector_on_demand(self):
+        """The `CnnFaceDetector`, created on first use; None when off or dlib cannot run."""
+        if self._second is None and self._second_detector:
+            from cpem_jax.detect.cnn_detector import CnnFaceDetector  # noqa: PLC0415
+            try:
+                self._second = CnnFaceDetector()
+            except (ImportError, OSError) as err:
+                _LOG.warning("no second face detector for faces MediaPipe's mesh is unsure "
+                             "of (%s); turned faces may be missed", str(err).splitlines()[0])
+                self._second_detector = False
+        return self._second
 
     # -- video ---------------------------------------------------------------------------------
 
@@ -392,6 +369,15 @@ class MediaPipeLandmarker(FaceLandmarker):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _detector_boxes(cnn_boxes: np.ndarray) -> np.ndarray:
+    """dlib CNN boxes [N, 4] -> boxes [N, 4] float32 in this detector's convention."""
+    cnn_boxes = np.asarray(cnn_boxes, np.float64).reshape(-1, 4)
+    width = cnn_boxes[:, 2] - cnn_boxes[:, 0]
+    centre = (cnn_boxes[:, :2] + cnn_boxes[:, 2:]) / 2 + np.outer(width, _CNN_BOX_SHIFT)
+    half = (_CNN_BOX_SCALE * width / 2)[:, None]
+    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
 
 
 def _close_all(tasks: list) -> None:

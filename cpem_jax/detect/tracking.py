@@ -169,28 +169,30 @@ class FaceTracker:
         return self.landmarker.landmarks_from_dense(dense), dense
 
     def _detect(self, image: np.ndarray) -> Optional[int]:
-        """Runs the detector; returns the index of the followed face, updating state, or None."""
+        """Runs the detector; returns the index of the followed face, updating state, or None.
+
+        Detection is the landmarker's `detect`, so its own test of a face (MediaPipe's face
+        presence and second detector) decides which boxes are faces.
+        """
         self.detector_calls += 1
         self._since_detect = 0
-        boxes, scores = self.landmarker.detect_boxes(image)
-        self.most_faces = max(self.most_faces, len(boxes))
-        if len(boxes) == 0:
+        found: Detections = self.landmarker.detect(image)
+        self.most_faces = max(self.most_faces, len(found))
+        if len(found) == 0:
             return None
         if self._box is None:
-            chosen = select_face(boxes, self.face, self.order)
+            chosen = select_face(found.boxes, self.face, self.order)
         else:
-            overlaps = box_iou(self._box, boxes)
+            overlaps = box_iou(self._box, found.boxes)
             best = int(np.argmax(overlaps))
             chosen = best if overlaps[best] >= self.min_iou else None
         if chosen is None:
             return None
-        landmarks, dense = self._points_in_boxes(image, boxes[chosen:chosen + 1])
-        landmarks = landmarks[0]
-        self._box = boxes[chosen].astype(np.float32)
-        self._landmarks = landmarks
-        self._dense = None if dense is None else dense[0]
-        self._offset = box_offset_from_landmarks(self._box, landmarks)
-        self._score = float(scores[chosen])
+        self._box = found.boxes[chosen].astype(np.float32)
+        self._landmarks = found.landmarks[chosen]
+        self._dense = None if found.dense is None else found.dense[chosen]
+        self._offset = box_offset_from_landmarks(self._box, self._landmarks)
+        self._score = float(found.scores[chosen])
         return chosen
 
     def _follow(self, image: np.ndarray) -> bool:
