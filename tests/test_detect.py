@@ -178,6 +178,48 @@ def test_tracker_flags_missing_frames_and_recovers():
     assert [o.found for o in observations] == [True, True, True, False, True, True]
 
 
+class SecondOpinionLandmarker(ScriptedLandmarker):
+    """Its detector sees only the frames of `seen`; `detect_near` (a second detector searching
+    around a box, as MediaPipe's) finds every scripted face overlapping the region."""
+
+    def __init__(self, script, seen):
+        super().__init__(script)
+        self.seen, self.near_calls = set(seen), []
+
+    def detect_boxes(self, image):
+        if int(image[0, 0, 0]) not in self.seen:
+            self.detect_calls += 1
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        return super().detect_boxes(image)
+
+    def detect_near(self, image, box):
+        self.near_calls.append(int(image[0, 0, 0]))
+        faces = self.faces(image)
+        faces = faces[box_iou(box, faces) > 0] if len(faces) else faces
+        # A second detector's boxes are tighter than the first's: half the size, same centre.
+        centre = (faces[:, :2] + faces[:, 2:]) / 2
+        half = (faces[:, 2:] - faces[:, :2]) / 4
+        return Detections(np.concatenate([centre - half, centre + half], 1),
+                          np.stack([landmarks_in(f) for f in faces]) if len(faces)
+                          else np.zeros((0, 68, 2)), np.full(len(faces), np.nan))
+
+
+def test_tracker_asks_detect_near_where_detection_loses_the_face():
+    face = face_box(100, 100, 80)
+    script = [[face], [face], [face], [], [face]]
+    front = SecondOpinionLandmarker(script, seen={0, 4})
+    observations = list(track_faces(scripted_frames(5), front))
+    # Frames 1-2: the detector sees nothing, the second opinion around the last box finds the
+    # face (its box in another convention, matched by the landmarks); frame 3 has no face.
+    assert [o.found for o in observations] == [True, True, True, False, True]
+    assert front.near_calls == [1, 2, 3]
+    np.testing.assert_allclose(observations[2].landmarks, landmarks_in(face), atol=1e-4)
+    # Without a followed face there is no box to ask around.
+    front = SecondOpinionLandmarker([[], [face]], seen={1})
+    assert [o.found for o in track_faces(scripted_frames(2), front)] == [False, True]
+    assert front.near_calls == []
+
+
 def test_tracker_redetects_when_the_followed_box_leaves_the_image():
     # Scripted frames are 640 px wide; the face moves right until 3/4 of it is outside.
     script = [[face_box(580, 100, 80)], [face_box(620, 100, 80)], [face_box(660, 100, 80)],

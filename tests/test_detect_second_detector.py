@@ -116,3 +116,28 @@ def test_without_dlib_one_warning_and_the_confident_faces(landmarker, monkeypatc
     assert len(lines) == 1 and "no second face detector" in lines[0]
     assert len(alone.detect(read("data", "images", "JianzhuGuo.jpg"))) == 1
     alone.close()
+
+
+def test_detect_near_finds_a_small_face_the_detector_misses(landmarker):
+    import cv2
+    # liveportrait_s13 frame 30: a full-body shot, the face about 80 px wide in 720 x 1080;
+    # MediaPipe's detector boxes nothing, the second detector finds the face around a box
+    # near it (the face's box ten frames earlier, from the CNN detector).
+    capture = cv2.VideoCapture(shared_path("data", "videos-more", "liveportrait_s13.mp4"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 30)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    image = np.ascontiguousarray(frame[:, :, ::-1])
+    assert len(landmarker.detect(image)) == 0
+    found = landmarker.detect_near(image, np.array([318.0, 76.0, 401.0, 158.0]))
+    assert len(found) == 1 and np.isnan(found.scores).all()
+    points = found.landmarks[0]
+    extent = points.max(0) - points.min(0)
+    # The face: its points span 60-110 px and sit inside the searched region.
+    assert 60 < extent.max() < 110, extent
+    assert (points.min(0) > [260, 30]).all() and (points.max(0) < [460, 260]).all()
+    dense, presence = landmarker.mesh_in_boxes(image, found.boxes)
+    assert presence[0] > 0.9  # the mesh model agrees there is a face on that box
+    # Around a box on the background: nothing.
+    assert len(landmarker.detect_near(image, np.array([20.0, 900.0, 120.0, 1000.0]))) == 0

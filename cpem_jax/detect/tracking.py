@@ -3,8 +3,12 @@
 Selection: faces are ranked by box area (`order="size"`, 0 = largest) or by box centre from
 left to right (`order="left"`, 0 = leftmost in the image); `face=N` picks the N-th.
 
-Following: the chosen face is matched in each new detection by box overlap (IoU) with its box in
-the previous frame, so another face that becomes larger does not steal the track. With
+Detection is the landmarker's `detect` (for MediaPipe that includes its test of a face: the mesh
+model's face presence, or its second detector). Following: the chosen face is matched in each new
+detection by the overlap (IoU) of its landmarks' extent with the previous frame's, so another face
+that becomes larger does not steal the track (landmarks, not boxes: two detectors' boxes of one
+face differ). When detection loses the followed face and the landmarker has `detect_near`
+(MediaPipe's: its second detector searching around a box), it is asked around the last box. With
 `redetect_every=k > 1` the detector runs only every k-th frame; in between, the landmark
 regressor is started from a box predicted from the previous frame's landmarks (the box keeps the
 offset and scale relative to the landmark extent that the last detection had), which is much
@@ -171,21 +175,18 @@ class FaceTracker:
     def _detect(self, image: np.ndarray) -> Optional[int]:
         """Runs the detector; returns the index of the followed face, updating state, or None.
 
-        Detection is the landmarker's `detect`, so its own test of a face (MediaPipe's face
-        presence and second detector) decides which boxes are faces.
+        The landmarker's `detect`, then, where that loses a followed face, its `detect_near`
+        around the last box (module docstring).
         """
         self.detector_calls += 1
         self._since_detect = 0
         found: Detections = self.landmarker.detect(image)
         self.most_faces = max(self.most_faces, len(found))
-        if len(found) == 0:
-            return None
-        if self._box is None:
-            chosen = select_face(found.boxes, self.face, self.order)
-        else:
-            overlaps = box_iou(self._box, found.boxes)
-            best = int(np.argmax(overlaps))
-            chosen = best if overlaps[best] >= self.min_iou else None
+        chosen = self._choose(found)
+        near = getattr(self.landmarker, "detect_near", None)
+        if chosen is None and self._box is not None and near is not None:
+            found = near(image, self._box)
+            chosen = self._choose(found)
         if chosen is None:
             return None
         self._box = found.boxes[chosen].astype(np.float32)
@@ -194,6 +195,18 @@ class FaceTracker:
         self._offset = box_offset_from_landmarks(self._box, self._landmarks)
         self._score = float(found.scores[chosen])
         return chosen
+
+    def _choose(self, found: Detections) -> Optional[int]:
+        """The followed face's index in `found` (by the selection rule when following none)."""
+        if len(found) == 0:
+            return None
+        if self._box is None:
+            return select_face(found.boxes, self.face, self.order)
+        # Points, not boxes: a face's detector box and a second detector's box differ in
+        # convention (MediaPipe's box of a small face can be twice a dlib CNN box).
+        overlaps = box_iou(landmark_extent(self._landmarks), landmark_extent(found.landmarks))
+        best = int(np.argmax(overlaps))
+        return best if overlaps[best] >= self.min_iou else None
 
     def _follow(self, image: np.ndarray) -> bool:
         """Regresses landmarks from the predicted box; False when the prediction is not trusted."""
