@@ -274,7 +274,7 @@ def test_mesh_agrees_with_mediapipes_own_face_landmarker_task(landmarker):
     with vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=landmarker.task_path))) as task:
         result = task.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
-    reference = mpl._to_pixels(result.face_landmarks[0], image.shape[1], image.shape[0])
+    reference = mpl.to_pixels(result.face_landmarks[0], image.shape[1], image.shape[0])
     ours = landmarker.detect(image).dense[0]
     distance = np.linalg.norm(ours - reference, axis=-1).mean() / face_size(reference[:468])
     assert distance < 0.01  # measured 0.34%

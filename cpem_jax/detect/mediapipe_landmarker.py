@@ -68,7 +68,7 @@ from cpem_jax.detect.crop import apply_affine, invert_affine, warp_image
 from cpem_jax.detect.mediapipe_mesh import (IBUG68_FROM_MESH, N_DENSE, N_MESH, ibug68_from_dense,
                                             mirror_permutation, roi_affine, roi_from_mesh)
 from cpem_jax.detect.mediapipe_runtime import (INSTALL_HINT, MeshModel, import_mediapipe,
-                                               mediapipe_available)
+                                               mediapipe_available, tight_boxes, to_pixels)
 from cpem_jax.detect.tracking import box_iou
 from cpem_jax.detect.mediapipe_task import (TASK_ENV, TASK_SHA256, TaskFileError,
                                             check_task_file, download_task, file_sha256,
@@ -96,18 +96,6 @@ _CNN_BOX_SHIFT = (0.059, 0.146)
 _CNN_BOX_SCALE = 1.083
 # A confirmed box overlapping an already kept face by more than this IoU is the same face.
 _SAME_FACE_IOU = 0.3
-
-
-def _to_pixels(face, width: int, height: int) -> np.ndarray:
-    """One face's NormalizedLandmark list (FaceLandmarker task) -> [P, 2] float64 pixels."""
-    xy = np.array([(p.x, p.y) for p in face], np.float64).reshape(-1, 2)
-    # The task's normalised x * width counts pixel indices; the project's centres are at +0.5.
-    return xy * np.array([width, height], np.float64) + 0.5
-
-
-def _tight_boxes(points: np.ndarray) -> np.ndarray:
-    """[N, P, 2] -> [N, 4] tight boxes (NaN rows stay NaN)."""
-    return np.concatenate([points.min(axis=1), points.max(axis=1)], axis=-1)
 
 
 class MediaPipeLandmarker(FaceLandmarker):
@@ -367,9 +355,9 @@ class MediaPipeLandmarker(FaceLandmarker):
         result = self._video_landmarker.detect_for_video(self._mp_image(image), timestamp_ms)
         self._last_timestamp_ms = timestamp_ms
         height, width = image.shape[:2]
-        dense = np.array([_to_pixels(face, width, height) for face in result.face_landmarks],
+        dense = np.array([to_pixels(face, width, height) for face in result.face_landmarks],
                          np.float32).reshape(-1, N_DENSE, 2)
-        return Detections(_tight_boxes(dense[:, :N_MESH]), ibug68_from_dense(dense),
+        return Detections(tight_boxes(dense[:, :N_MESH]), ibug68_from_dense(dense),
                           np.full(len(dense), np.nan, np.float32), dense=dense)
 
     def reset_video(self) -> None:
