@@ -143,6 +143,12 @@ class FaceLandmarker(abc.ABC):
             return Detections.empty()
         return Detections(boxes, self.landmarks_in_boxes(image, boxes), scores)
 
+    def detect_near(self, image: np.ndarray, box: np.ndarray) -> Detections:
+        """Faces a second, slower search finds around `box [4]` where `detect` lost a followed
+        face (`FaceTracker` asks). None here; MediaPipe's landmarker asks dlib's CNN detector."""
+        check_rgb_uint8(image)
+        return Detections.empty()
+
 
 def check_rgb_uint8(image: np.ndarray, name: Optional[str] = "image") -> None:
     """Raises ValueError unless `image` is [H, W, 3] uint8."""

@@ -68,8 +68,8 @@ from cpem_jax.detect.crop import apply_affine, invert_affine, warp_image
 from cpem_jax.detect.mediapipe_mesh import (IBUG68_FROM_MESH, N_DENSE, N_MESH, ibug68_from_dense,
                                             mirror_permutation, roi_affine, roi_from_mesh)
 from cpem_jax.detect.mediapipe_runtime import (INSTALL_HINT, MeshModel, import_mediapipe,
-                                               mediapipe_available, tight_boxes, to_pixels)
-from cpem_jax.detect.tracking import box_iou
+                                               mediapipe_available, to_pixels)
+from cpem_jax.detect.tracking import box_iou, landmark_extent
 from cpem_jax.detect.mediapipe_task import (TASK_ENV, TASK_SHA256, TaskFileError,
                                             check_task_file, download_task, file_sha256,
                                             find_task)
@@ -94,7 +94,7 @@ _FLIP_SHIFT = 0.46
 # found one face; the mesh's refinement pass re-centres the crop after the first run anyway).
 _CNN_BOX_SHIFT = (0.059, 0.146)
 _CNN_BOX_SCALE = 1.083
-# A confirmed box overlapping an already kept face by more than this IoU is the same face.
+# A confirmed face whose points' extent overlaps a kept face's by more than this IoU is that face.
 _SAME_FACE_IOU = 0.3
 
 
@@ -274,11 +274,16 @@ class MediaPipeLandmarker(FaceLandmarker):
         scores = list(candidate_scores[found])
         for k in np.flatnonzero(~found):
             for box in self._second_opinion(image, candidates[k]):
-                if len(boxes) >= self.max_faces or (
-                        boxes and box_iou(box, np.array(boxes)).max() > _SAME_FACE_IOU):
+                if len(boxes) >= self.max_faces:
+                    break
+                points = self.mesh_in_boxes(image, box[None])[0][0]
+                # The same face as one kept already? By the points' extent: the two detectors'
+                # boxes of one face differ (BlazeFace's box of a small face is twice the CNN's).
+                if boxes and box_iou(landmark_extent(points[:N_MESH]), landmark_extent(
+                        np.array(dense)[:, :N_MESH])).max() > _SAME_FACE_IOU:
                     continue
                 boxes.append(box)
-                dense.append(self.mesh_in_boxes(image, box[None])[0][0])
+                dense.append(points)
                 scores.append(candidate_scores[k])
         if not boxes:
             return Detections.empty()
@@ -357,7 +362,7 @@ class MediaPipeLandmarker(FaceLandmarker):
         height, width = image.shape[:2]
         dense = np.array([to_pixels(face, width, height) for face in result.face_landmarks],
                          np.float32).reshape(-1, N_DENSE, 2)
-        return Detections(tight_boxes(dense[:, :N_MESH]), ibug68_from_dense(dense),
+        return Detections(landmark_extent(dense[:, :N_MESH]), ibug68_from_dense(dense),
                           np.full(len(dense), np.nan, np.float32), dense=dense)
 
     def reset_video(self) -> None:

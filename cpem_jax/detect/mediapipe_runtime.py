@@ -4,8 +4,8 @@
 TensorFlow Lite runtime (PyPI `ai-edge-litert`); both raise an ImportError naming the pip
 command. `MeshModel` runs the bundle's `face_landmarks_detector.tflite` (478 points and a
 face-presence probability per crop) directly with LiteRT, so that any box can be given to it;
-`cpem_jax.detect.mediapipe_landmarker` places the crops. `to_pixels` and `tight_boxes` convert
-the FaceLandmarker task's (VIDEO mode) normalised points.
+`cpem_jax.detect.mediapipe_landmarker` places the crops. `to_pixels` converts the
+FaceLandmarker task's (VIDEO mode) normalised points.
 """
 from __future__ import annotations
 
@@ -57,11 +57,6 @@ def to_pixels(face, width: int, height: int) -> np.ndarray:
     xy = np.array([(p.x, p.y) for p in face], np.float64).reshape(-1, 2)
     # The task's normalised x * width counts pixel indices; the project's centres are at +0.5.
     return xy * np.array([width, height], np.float64) + 0.5
-
-
-def tight_boxes(points: np.ndarray) -> np.ndarray:
-    """[N, P, 2] -> [N, 4] tight boxes (NaN rows stay NaN)."""
-    return np.concatenate([points.min(axis=1), points.max(axis=1)], axis=-1)
 
 
 class MeshModel:

@@ -7,8 +7,8 @@ Detection is the landmarker's `detect` (for MediaPipe that includes its test of 
 model's face presence, or its second detector). Following: the chosen face is matched in each new
 detection by the overlap (IoU) of its landmarks' extent with the previous frame's, so another face
 that becomes larger does not steal the track (landmarks, not boxes: two detectors' boxes of one
-face differ). When detection loses the followed face and the landmarker has `detect_near`
-(MediaPipe's: its second detector searching around a box), it is asked around the last box. With
+face differ). When detection loses the followed face, the landmarker's `detect_near` is asked
+around the last box (MediaPipe's: its second detector; none for the others). With
 `redetect_every=k > 1` the detector runs only every k-th frame; in between, the landmark
 regressor is started from a box predicted from the previous frame's landmarks (the box keeps the
 offset and scale relative to the landmark extent that the last detection had), which is much
@@ -183,9 +183,8 @@ class FaceTracker:
         found: Detections = self.landmarker.detect(image)
         self.most_faces = max(self.most_faces, len(found))
         chosen = self._choose(found)
-        near = getattr(self.landmarker, "detect_near", None)
-        if chosen is None and self._box is not None and near is not None:
-            found = near(image, self._box)
+        if chosen is None and self._box is not None:
+            found = self.landmarker.detect_near(image, self._box)
             chosen = self._choose(found)
         if chosen is None:
             return None
