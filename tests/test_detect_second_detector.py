@@ -73,11 +73,11 @@ def test_region_search_maps_boxes_back_to_the_image(cnn):
 
 
 def test_cnn_boxes_convert_to_the_first_detectors_convention():
-    out = mpl._detector_boxes(np.array([[100.0, 200.0, 200.0, 300.0]]))
-    width = 100 * mpl._CNN_BOX_SCALE
-    centre = np.array([150, 250]) + 100 * np.array(mpl._CNN_BOX_SHIFT)
+    out = cnn_detector.mediapipe_boxes(np.array([[100.0, 200.0, 200.0, 300.0]]))
+    width = 100 * cnn_detector.BLAZEFACE_SCALE
+    centre = np.array([150, 250]) + 100 * np.array(cnn_detector.BLAZEFACE_SHIFT)
     np.testing.assert_allclose(out[0], np.r_[centre - width / 2, centre + width / 2], rtol=1e-6)
-    assert mpl._detector_boxes(np.zeros((0, 4))).shape == (0, 4)
+    assert cnn_detector.mediapipe_boxes(np.zeros((0, 4))).shape == (0, 4)
 
 
 def test_a_profile_face_is_kept_and_noise_is_not(landmarker, cnn):
@@ -109,10 +109,10 @@ def test_without_dlib_one_warning_and_the_confident_faces(landmarker, monkeypatc
     monkeypatch.setattr(cnn_detector, "CnnFaceDetector", unavailable)
     alone = mpl.MediaPipeLandmarker(landmarker.task_path)
     profile = read("data", "aflw2000-3d-sample", "image00565.jpg")
-    with caplog.at_level(logging.WARNING, logger=mpl.__name__):
+    with caplog.at_level(logging.WARNING, logger=cnn_detector.__name__):
         assert len(alone.detect(profile)) == 0
         assert len(alone.detect(profile)) == 0
-    lines = [r.getMessage() for r in caplog.records if r.name == mpl.__name__]
+    lines = [r.getMessage() for r in caplog.records if r.name == cnn_detector.__name__]
     assert len(lines) == 1 and "no second face detector" in lines[0]
     assert len(alone.detect(read("data", "images", "JianzhuGuo.jpg"))) == 1
     alone.close()

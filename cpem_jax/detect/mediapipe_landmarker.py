@@ -11,17 +11,20 @@ the bundle is `cpem_jax.detect.mediapipe_task`; the mesh's numbering, the 478 ->
 How it runs. `detect_boxes` is the bundle's face detector through the Tasks API (FaceDetector
 with `face_detector.tflite` read from the bundle). `landmarks_in_boxes` / `dense_in_boxes` run the
 bundle's mesh model directly (LiteRT) on a crop around each given box, the way MediaPipe's own
-graph runs it on a region of interest: an upright square of `box_scale` x the box's longer side,
-resized to the model's 256 x 256 input with RGB in [0, 1]; then `refine` more times on the region
-MediaPipe derives from a mesh (rotated so that the outer eye corners 33 -> 263 are level,
-centred on the mesh's extent, side 1.5 x its longer side). With `flip_average` (the default) the
-last pass also runs on the mirrored crop and averages the two meshes, its points paired by
-`mirror_permutation` (the face presence stays the upright crop's): on the 400 frames of the
-synthetic test split (exact points) the inner 51 points' NME fell from 2.57 to 2.49 % and the
-iris centres' error from 1.99 to 1.81 % of the inter-ocular distance; on the AFLW2000-3D sample
-the 68 points' NME per yaw bin from 3.36 / 4.65 / 9.62 to 3.32 / 4.51 / 9.17 %
-(benchmarks/synthetic_front_end.py, benchmarks/aflw2000_landmarks.py; experiments/dense_fit,
-section 17); it costs one more run of the mesh model per face. So a box from a tracker or from
+graph runs it on a region of interest: a square of `box_scale` x the box's longer side (upright,
+or turned by the face's roll where `detect` has it from the detector's eye keypoints and it
+exceeds 30 degrees), resized to the model's 256 x 256 input with RGB in [0, 1]; then on the
+region MediaPipe derives from a mesh (`roi_from_mesh`), pass after pass until that region stops
+moving (`regions_agree`) or `refine` further passes have run. With `flip_average` (the default)
+the last crop is also run mirrored and the two meshes averaged, its points paired by
+`mirror_permutation`; the face presence is the first refined pass's. Measured with
+benchmarks/aflw2000_landmarks.py and benchmarks/synthetic_front_end.py (experiments/aflw2000,
+experiments/dense_fit section 17): the mirror average moved the AFLW2000-3D sample's NME per yaw
+bin from 3.36 / 4.65 / 9.62 to 3.32 / 4.51 / 9.17 % and the synthetic split's inner 51 points
+from 2.57 to 2.49 % (iris centres 1.99 -> 1.81 % of the inter-ocular distance), for one more run
+of the model per face; passes until steady instead of one refined pass moved the sample (with the
+second detector's boxes) from 3.32 / 4.51 / 9.48 to 3.32 / 4.48 / 8.41 % and left the synthetic
+split at 2.49 %. So a box from a tracker or from
 ground truth gets landmarks where the detector misses the face (MediaPipe's FaceLandmarker task
 always starts from its own detector: run on crops around the ground-truth boxes of the
 AFLW2000-3D sample, it found no face in 7 of the 11 images beyond 60 degrees of yaw). The model also
@@ -39,13 +42,8 @@ the detector boxes all 11, the presence rejects 8, the CNN detector finds all 8 
 noise images (about 0.4 s of CPU per question). On a frontal photo the result agrees with the
 FaceLandmarker task to 0.34% of the face size (tests/test_detect_mediapipe.py).
 
-Pixel convention: the mesh model's outputs are continuous coordinates of its input tensor (a
-horizontal flip of the input maps x to 256 - x, measured 256.46 +- 0.10 over 59 face crops, not
-255), so points map back through the crop's affine unchanged and follow the project convention of
-`cpem_jax.detect.base` (pixel centres at integer + 0.5). The FaceLandmarker task (VIDEO mode
-below) instead returns normalised coordinates whose product with the image size counts pixel
-indices: on 59 face crops upscaled 2x and 3x by pixel repetition its points moved by +0.25 and
-+0.33 px per source pixel, as index coordinates must ((f - 1) / (2 f)); 0.5 is added there.
+Pixel convention: `cpem_jax.detect.mediapipe_runtime` (the project convention of
+`cpem_jax.detect.base` for both the mesh model and the FaceLandmarker task).
 
 Video: the `FaceLandmarker` interface is per image, so MediaPipe's VIDEO running mode (its
 FaceLandmarker task follows the faces from the previous frame's mesh and runs its detector only
@@ -64,9 +62,11 @@ from typing import Optional, Tuple
 import numpy as np
 
 from cpem_jax.detect.base import Detections, FaceLandmarker, check_rgb_uint8
+from cpem_jax.detect.cnn_detector import SecondOpinion
 from cpem_jax.detect.crop import apply_affine, invert_affine, warp_image
 from cpem_jax.detect.mediapipe_mesh import (IBUG68_FROM_MESH, N_DENSE, N_MESH, ibug68_from_dense,
-                                            mirror_permutation, roi_affine, roi_from_mesh)
+                                            mirror_permutation, regions_agree, roi_affine,
+                                            roi_from_mesh)
 from cpem_jax.detect.mediapipe_runtime import (INSTALL_HINT, MeshModel, import_mediapipe,
                                                mediapipe_available, to_pixels)
 from cpem_jax.detect.tracking import box_iou, landmark_extent
@@ -85,15 +85,14 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-# The mesh model maps a mirrored crop's x to size + _FLIP_SHIFT - x (module docstring: 256.46 for
+# The mesh model maps a mirrored crop's x to size + _FLIP_SHIFT - x (mediapipe_runtime: 256.46 for
 # the bundle's 256 px model), so mirrored points come back through that map and the average
 # keeps the upright crop's convention.
 _FLIP_SHIFT = 0.46
-# dlib's CNN detector box -> this detector's box: centre moved by (0.059, 0.146) x the CNN box's
-# width, side 1.083 x it (medians over 242 frames of the 15 shared talking-head videos where both
-# found one face; the mesh's refinement pass re-centres the crop after the first run anyway).
-_CNN_BOX_SHIFT = (0.059, 0.146)
-_CNN_BOX_SCALE = 1.083
+# `detect` starts the mesh from the detector's roll beyond this, upright below it: an upright start
+# fails from about 45 degrees (`mesh_in_boxes`), and on turned faces (one eye hidden) the eye
+# keypoints' roll moved AFLW2000-3D sample points by up to 1 % either way, no better than upright.
+_ROLL_START = np.deg2rad(30.0)
 # A confirmed face whose points' extent overlaps a kept face's by more than this IoU is that face.
 _SAME_FACE_IOU = 0.3
 
@@ -111,7 +110,9 @@ class MediaPipeLandmarker(FaceLandmarker):
       box_min_presence: face-presence threshold of `landmarks_in_boxes` / `dense_in_boxes` on
         given boxes, in [0, 1] (0: always points for a finite box).
       box_scale: first crop side of `dense_in_boxes` / the given box's longer side (> 1).
-      refine: further passes of the mesh model on the region derived from the previous mesh.
+      refine: most further passes of the mesh model, each on the region derived from the
+        previous mesh; after the second pass they stop once that region is steady (angle
+        within 5 degrees, centre and side within 5 % of the side).
       flip_average: also run the last pass on the mirrored crop and average the two meshes
         (module docstring).
       second_detector: `detect` asks dlib's CNN face detector (`CnnFaceDetector.boxes_near`)
@@ -132,7 +133,7 @@ class MediaPipeLandmarker(FaceLandmarker):
     def __init__(self, task_path: Optional[str] = None, sha256: Optional[str] = TASK_SHA256,
                  max_faces: int = 4, min_detection_confidence: float = 0.5,
                  min_presence: float = 0.5, box_min_presence: float = 0.0,
-                 box_scale: float = 1.5, refine: int = 1, flip_average: bool = True,
+                 box_scale: float = 1.5, refine: int = 4, flip_average: bool = True,
                  second_detector: bool = True, num_threads: Optional[int] = None) -> None:
         if max_faces < 1:
             raise ValueError(f"max_faces must be >= 1, got {max_faces}.")
@@ -157,8 +158,7 @@ class MediaPipeLandmarker(FaceLandmarker):
             mesh_model = bundle.read("face_landmarks_detector.tflite")
         self._mesh = MeshModel(mesh_model, num_threads)
         self._mirror = mirror_permutation(self.task_path, None) if flip_average else None
-        self._second_detector = second_detector
-        self._second = None
+        self._second = SecondOpinion(enabled=second_detector)
         self._tasks: list = []
         # Close the native tasks before interpreter shutdown tears their modules down.
         self._finalizer = weakref.finalize(self, _close_all, self._tasks)
@@ -182,37 +182,77 @@ class MediaPipeLandmarker(FaceLandmarker):
         Boxes are the detector's (BlazeFace) square-ish boxes, about brow-to-chin high, whole
         pixels; scores in [0, 1]. At most `max_faces`, best first.
         """
+        return self.detect_faces(image)[:2]
+
+    def detect_faces(self, image: np.ndarray) -> tuple:
+        """`detect_boxes` with each face's roll: (boxes [N, 4], scores [N], angles [N]) float32.
+
+        angles: radians of the line from the detector's right-eye keypoint to its left-eye one
+        (the subject's sides), in image pixels, measured as `roi_from_mesh` measures the mesh's
+        eye-corner line; 0 where the detector gives no keypoints.
+        """
         check_rgb_uint8(image)
+        height, width = image.shape[:2]
         result = self._detector.detect(self._mp_image(image))
-        boxes, scores = [], []
+        boxes, scores, angles = [], [], []
         for detection in result.detections:
             b = detection.bounding_box
             boxes.append([b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height])
             scores.append(detection.categories[0].score if detection.categories else np.nan)
+            eyes = detection.keypoints or []
+            angles.append(np.arctan2((eyes[1].y - eyes[0].y) * height,
+                                     (eyes[1].x - eyes[0].x) * width) if len(eyes) > 1 else 0.0)
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         scores = np.asarray(scores, np.float32).reshape(-1)
+        angles = np.asarray(angles, np.float32).reshape(-1)
         order = np.argsort(-np.nan_to_num(scores, nan=-1.0), kind="stable")[:self.max_faces]
-        return boxes[order], scores[order]
+        return boxes[order], scores[order], angles[order]
 
-    def _mesh_in_roi(self, image: np.ndarray, centre, side: float, angle: float,
-                     last: bool = True) -> tuple:
+    def _mesh_in_roi(self, image: np.ndarray, roi: tuple) -> tuple:
+        """(points [478, 2] in crop pixels, presence, crop) of the mesh model on `roi`."""
         size = self._mesh.size
-        affine = roi_affine(centre, side, angle, size)
-        crop = warp_image(image, affine, (size, size), "constant")
+        crop = warp_image(image, roi_affine(*roi, size), (size, size), "constant")
         points, presence = self._mesh(crop)
-        if last and self._mirror is not None:
+        return points, presence, crop
+
+    def _mesh_of_box(self, image: np.ndarray, box, angle: float = 0.0) -> tuple:
+        """(points [478, 2] image pixels, presence) of one finite box: the first pass on a
+        square around it turned by `angle` (radians, see `mesh_in_boxes`), then up to `refine` passes on the region derived from the
+        previous mesh, stopping once that region is steady (`regions_agree`), the last crop
+        averaged with its mirror image (`flip_average`). The presence is the second pass's
+        (the first's with `refine` 0): later passes move the region towards whatever the mesh
+        saw, and on a box of background they raised it from under 0.05 to 0.49."""
+        x0, y0, x1, y1 = box
+        size = self._mesh.size
+        roi = (((x0 + x1) / 2, (y0 + y1) / 2), self.box_scale * max(x1 - x0, y1 - y0),
+               float(angle))
+        points, presence, crop = self._mesh_in_roi(image, roi)
+        for step in range(self.refine):
+            following = roi_from_mesh(apply_affine(invert_affine(roi_affine(*roi, size)),
+                                                   points))
+            if step > 0 and regions_agree(roi, following):
+                break
+            roi = following
+            points, p, crop = self._mesh_in_roi(image, roi)
+            presence = p if step == 0 else presence
+        if self._mirror is not None:
             mirrored = self._mesh(crop[:, ::-1])[0][self._mirror]
             mirrored[:, 0] = size + _FLIP_SHIFT - mirrored[:, 0]
             points = (points + mirrored) / 2
-        return apply_affine(invert_affine(affine), points), presence
+        return apply_affine(invert_affine(roi_affine(*roi, size)), points), presence
 
-    def mesh_in_boxes(self, image: np.ndarray, boxes: np.ndarray) -> tuple:
+    def mesh_in_boxes(self, image: np.ndarray, boxes: np.ndarray,
+                      angles: Optional[np.ndarray] = None) -> tuple:
         """All 478 points and the face-presence probability of the faces in `boxes`.
 
         Args:
           image: [H, W, 3] uint8 RGB.
           boxes: [N, 4] face boxes [x0, y0, x1, y1] in image pixels (any face box: a detector's,
             a tracker's, or the tight box of ground-truth landmarks).
+          angles: [N] each face's roll in radians (`detect_faces`), the first crop's rotation;
+            None: upright crops. The mesh model does not find a face rolled by 45 degrees or
+            more in an upright crop (a frontal photo turned 45-90 degrees: 23-46 % of the face
+            size off, presence 0.00-0.03; from the detector's roll, 1.0-1.6 %).
         Returns:
           (dense [N, 478, 2] float32 image pixels, NaN rows only for a non-finite box;
           presence [N] float32 in [0, 1], NaN for a non-finite box).
@@ -221,19 +261,16 @@ class MediaPipeLandmarker(FaceLandmarker):
         boxes = np.asarray(boxes, np.float64)
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise ValueError(f"boxes must be [N, 4], got {boxes.shape}.")
+        angles = np.zeros(len(boxes)) if angles is None else np.asarray(angles, np.float64)
+        if angles.shape != (len(boxes),):
+            raise ValueError(f"angles must be [{len(boxes)}] (one per box), got {angles.shape}.")
         dense = np.full((len(boxes), N_DENSE, 2), np.nan, np.float32)
         presence = np.full(len(boxes), np.nan, np.float32)
-        for i, (x0, y0, x1, y1) in enumerate(boxes):
-            side = self.box_scale * max(x1 - x0, y1 - y0)
-            if not np.isfinite([x0, y0, x1, y1]).all() or side <= 0:
+        for i, box in enumerate(boxes):
+            if (not np.isfinite(box).all() or not np.isfinite(angles[i])
+                    or max(box[2] - box[0], box[3] - box[1]) <= 0):
                 continue
-            points, p = self._mesh_in_roi(image, ((x0 + x1) / 2, (y0 + y1) / 2), side, 0.0,
-                                          last=self.refine == 0)
-            for step in range(self.refine):
-                points, p = self._mesh_in_roi(image, *roi_from_mesh(points),
-                                              last=step == self.refine - 1)
-            presence[i] = p
-            dense[i] = points
+            dense[i], presence[i] = self._mesh_of_box(image, box, angles[i])
         return dense, presence
 
     def dense_in_boxes(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -265,15 +302,16 @@ class MediaPipeLandmarker(FaceLandmarker):
         replaces the first detector's and keeps that one's score).
         """
         check_rgb_uint8(image)
-        candidates, candidate_scores = self.detect_boxes(image)
+        candidates, candidate_scores, angles = self.detect_faces(image)
         if len(candidates) == 0:
             return Detections.empty()
-        dense, presence = self.mesh_in_boxes(image, candidates)
+        angles = np.where(np.abs(angles) > _ROLL_START, angles, 0.0)
+        dense, presence = self.mesh_in_boxes(image, candidates, angles)
         found = presence >= self.min_presence
         boxes, dense = list(candidates[found]), list(dense[found])
         scores = list(candidate_scores[found])
         for k in np.flatnonzero(~found):
-            for box in self._second_opinion(image, candidates[k]):
+            for box in self._second.mediapipe_boxes_near(image, candidates[k]):
                 if len(boxes) >= self.max_faces:
                     break
                 points = self.mesh_in_boxes(image, box[None])[0][0]
@@ -301,31 +339,12 @@ class MediaPipeLandmarker(FaceLandmarker):
         detector.
         """
         check_rgb_uint8(image)
-        boxes = self._second_opinion(image, box)[:self.max_faces]
+        boxes = self._second.mediapipe_boxes_near(image, box)[:self.max_faces]
         if len(boxes) == 0:
             return Detections.empty()
         dense = self.mesh_in_boxes(image, boxes)[0]
         return Detections(boxes, ibug68_from_dense(dense), np.full(len(boxes), np.nan, np.float32),
                           dense=dense)
-
-    def _second_opinion(self, image: np.ndarray, box) -> np.ndarray:
-        """[N, 4] float32 boxes of the faces the second detector finds around `box [4]`."""
-        second = self._second_detector_on_demand()
-        if second is None:
-            return np.zeros((0, 4), np.float32)
-        return _detector_boxes(second.boxes_near(image, box)[0])
-
-    def _second_detector_on_demand(self):
-        """The `CnnFaceDetector`, created on first use; None when off or dlib cannot run."""
-        if self._second is None and self._second_detector:
-            from cpem_jax.detect.cnn_detector import CnnFaceDetector  # noqa: PLC0415
-            try:
-                self._second = CnnFaceDetector()
-            except (ImportError, OSError) as err:
-                _LOG.warning("no second face detector for faces MediaPipe's mesh is unsure "
-                             "of (%s); turned faces may be missed", str(err).splitlines()[0])
-                self._second_detector = False
-        return self._second
 
     # -- video ---------------------------------------------------------------------------------
 
@@ -384,15 +403,6 @@ class MediaPipeLandmarker(FaceLandmarker):
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _detector_boxes(cnn_boxes: np.ndarray) -> np.ndarray:
-    """dlib CNN boxes [N, 4] -> boxes [N, 4] float32 in this detector's convention."""
-    cnn_boxes = np.asarray(cnn_boxes, np.float64).reshape(-1, 4)
-    width = cnn_boxes[:, 2] - cnn_boxes[:, 0]
-    centre = (cnn_boxes[:, :2] + cnn_boxes[:, 2:]) / 2 + np.outer(width, _CNN_BOX_SHIFT)
-    half = (_CNN_BOX_SCALE * width / 2)[:, None]
-    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
 
 
 def _close_all(tasks: list) -> None:

@@ -230,3 +230,19 @@ def roi_from_mesh(points: np.ndarray) -> tuple:
     lo, hi = level.min(axis=0), level.max(axis=0)
     centre = rot.T @ ((lo + hi) / 2)
     return centre, ROI_SCALE * float((hi - lo).max()), angle
+
+
+# Two regions agree (`regions_agree`) within these: angle 5 degrees, centre and side 5 % of the side.
+STEADY_ANGLE = float(np.deg2rad(5.0))
+STEADY_FRACTION = 0.05
+
+
+def regions_agree(roi: tuple, following: tuple) -> bool:
+    """Whether two regions (centre [2], side, angle radians; `roi_from_mesh`) agree to
+    `STEADY_ANGLE` and `STEADY_FRACTION` of the second's side: the refinement of a mesh stops
+    once the region derived from a pass's mesh agrees with the region that pass ran on."""
+    turn = abs(np.angle(np.exp(1j * (following[2] - roi[2]))))
+    side = following[1]
+    return bool(turn <= STEADY_ANGLE
+                and np.hypot(*np.subtract(following[0], roi[0])) <= STEADY_FRACTION * side
+                and abs(side - roi[1]) <= STEADY_FRACTION * side)
