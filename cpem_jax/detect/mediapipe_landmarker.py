@@ -273,12 +273,14 @@ class MediaPipeLandmarker(FaceLandmarker):
             dense[i], presence[i] = self._mesh_of_box(image, box, angles[i])
         return dense, presence
 
-    def dense_in_boxes(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """[N, 478, 2] float32 points of the faces in `boxes [N, 4]` (see `mesh_in_boxes`).
+    def dense_in_boxes(self, image: np.ndarray, boxes: np.ndarray,
+                       angles: Optional[np.ndarray] = None) -> np.ndarray:
+        """[N, 478, 2] float32 points of the faces in `boxes [N, 4]`, crops started from the
+        faces' roll `angles [N]` (radians; None: upright; see `mesh_in_boxes`).
 
         NaN rows where the face presence is below `box_min_presence`.
         """
-        dense, presence = self.mesh_in_boxes(image, boxes)
+        dense, presence = self.mesh_in_boxes(image, boxes, angles)
         dense[~(presence >= self.box_min_presence)] = np.nan
         return dense
 
