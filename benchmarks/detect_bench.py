@@ -169,7 +169,8 @@ def main() -> None:
                       f"{gap_px:.2f} ({gap_rel:.2f}%) |", flush=True)
             model_ms, crop_ms = component_costs(frames, shared.get(backend) or DlibLandmarker())
             model = "shape predictor" if backend == "dlib" else "mesh model (from a box)"
-            print(f"| {Path(video).name} | | {backend} | {model} alone | {model_ms:.1f} | | | | | |")
+            print(f"| {Path(video).name} | | {backend} | {model} alone | {model_ms:.1f} "
+                  f"| | | | | |")
         print(f"| {Path(video).name} | | | 224 px crop (crop_face) | {crop_ms:.1f} | | | | | |")
         print(f"| {Path(video).name} | | | decoding (OpenCV), wall | | | {decode_ms:.1f} | | | |")
 

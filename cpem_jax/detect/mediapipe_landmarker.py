@@ -217,9 +217,10 @@ class MediaPipeLandmarker(FaceLandmarker):
 
     def _mesh_of_box(self, image: np.ndarray, box, angle: float = 0.0) -> tuple:
         """(points [478, 2] image pixels, presence) of one finite box: the first pass on a
-        square around it turned by `angle` (radians, see `mesh_in_boxes`), then up to `refine` passes on the region derived from the
-        previous mesh, stopping once that region is steady (`regions_agree`), the last crop
-        averaged with its mirror image (`flip_average`). The presence is the second pass's
+        square around it turned by `angle` (radians, see `mesh_in_boxes`), then up to `refine`
+        passes on the region derived from the previous mesh, stopping once that region is
+        steady (`regions_agree`), the last crop averaged with its mirror image
+        (`flip_average`). The presence is the second pass's
         (the first's with `refine` 0): later passes move the region towards whatever the mesh
         saw, and on a box of background they raised it from under 0.05 to 0.49."""
         x0, y0, x1, y1 = box

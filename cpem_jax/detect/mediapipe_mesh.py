@@ -232,7 +232,8 @@ def roi_from_mesh(points: np.ndarray) -> tuple:
     return centre, ROI_SCALE * float((hi - lo).max()), angle
 
 
-# Two regions agree (`regions_agree`) within these: angle 5 degrees, centre and side 5 % of the side.
+# Two regions agree (`regions_agree`) within these: angle 5 degrees, centre and side 5 % of the
+# side.
 STEADY_ANGLE = float(np.deg2rad(5.0))
 STEADY_FRACTION = 0.05
 

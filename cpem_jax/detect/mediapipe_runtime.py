@@ -11,9 +11,10 @@ Pixel convention: the mesh model's outputs are continuous coordinates of its inp
 horizontal flip of the input maps x to 256 - x, measured 256.46 +- 0.10 over 59 face crops, not
 255), so points map back through the crop's affine unchanged and follow the project convention of
 `cpem_jax.detect.base` (pixel centres at integer + 0.5). The FaceLandmarker task (VIDEO mode,
-`MediaPipeLandmarker.detect_video`) instead returns normalised coordinates whose product with the image size counts pixel
-indices: on 59 face crops upscaled 2x and 3x by pixel repetition its points moved by +0.25 and
-+0.33 px per source pixel, as index coordinates must ((f - 1) / (2 f)); 0.5 is added there.
+`MediaPipeLandmarker.detect_video`) instead returns normalised coordinates whose product with
+the image size counts pixel indices: on 59 face crops upscaled 2x and 3x by pixel repetition its
+points moved by +0.25 and +0.33 px per source pixel, as index coordinates must ((f - 1) / (2 f));
+0.5 is added there.
 """
 from __future__ import annotations
 
