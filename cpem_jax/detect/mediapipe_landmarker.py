@@ -209,11 +209,13 @@ class MediaPipeLandmarker(FaceLandmarker):
         return boxes[order], scores[order], angles[order]
 
     def _mesh_in_roi(self, image: np.ndarray, roi: tuple) -> tuple:
-        """(points [478, 2] in crop pixels, presence, crop) of the mesh model on `roi`."""
+        """(points [478, 2] in crop pixels, presence, crop, crop -> image affine [2, 3]) of the
+        mesh model on `roi` (centre, side, angle)."""
         size = self._mesh.size
-        crop = warp_image(image, roi_affine(*roi, size), (size, size), "constant")
+        affine = roi_affine(*roi, size)
+        crop = warp_image(image, affine, (size, size), "constant")
         points, presence = self._mesh(crop)
-        return points, presence, crop
+        return points, presence, crop, invert_affine(affine)
 
     def _mesh_of_box(self, image: np.ndarray, box, angle: float = 0.0) -> tuple:
         """(points [478, 2] image pixels, presence) of one finite box: the first pass on a
@@ -224,23 +226,21 @@ class MediaPipeLandmarker(FaceLandmarker):
         (the first's with `refine` 0): later passes move the region towards whatever the mesh
         saw, and on a box of background they raised it from under 0.05 to 0.49."""
         x0, y0, x1, y1 = box
-        size = self._mesh.size
         roi = (((x0 + x1) / 2, (y0 + y1) / 2), self.box_scale * max(x1 - x0, y1 - y0),
                float(angle))
-        points, presence, crop = self._mesh_in_roi(image, roi)
+        points, presence, crop, back = self._mesh_in_roi(image, roi)
         for step in range(self.refine):
-            following = roi_from_mesh(apply_affine(invert_affine(roi_affine(*roi, size)),
-                                                   points))
+            following = roi_from_mesh(apply_affine(back, points))
             if step > 0 and regions_agree(roi, following):
                 break
             roi = following
-            points, p, crop = self._mesh_in_roi(image, roi)
+            points, p, crop, back = self._mesh_in_roi(image, roi)
             presence = p if step == 0 else presence
         if self._mirror is not None:
             mirrored = self._mesh(crop[:, ::-1])[0][self._mirror]
-            mirrored[:, 0] = size + _FLIP_SHIFT - mirrored[:, 0]
+            mirrored[:, 0] = self._mesh.size + _FLIP_SHIFT - mirrored[:, 0]
             points = (points + mirrored) / 2
-        return apply_affine(invert_affine(roi_affine(*roi, size)), points), presence
+        return apply_affine(back, points), presence
 
     def mesh_in_boxes(self, image: np.ndarray, boxes: np.ndarray,
                       angles: Optional[np.ndarray] = None) -> tuple:
