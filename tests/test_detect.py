@@ -580,3 +580,31 @@ def test_tracker_starts_a_dense_landmarker_from_the_last_roll():
     assert len(landmarker.angles) == 3
     np.testing.assert_allclose(np.array(landmarker.angles).ravel(), expected, rtol=1e-6)
     assert observations[1].dense is not None
+
+
+class FollowingScripted(DenseScripted):
+    """A dense scripted landmarker that can also follow its own points: records the previous
+    points it is started from and snaps to the scripted face nearest them."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.previous = []
+
+    def dense_following(self, image, previous):
+        self.previous.append(np.asarray(previous).copy())
+        extent = np.concatenate([previous.min(axis=1), previous.max(axis=1)], axis=-1)
+        return self.landmarks_in_boxes(image, extent)
+
+
+def test_tracker_follows_a_dense_landmarker_from_its_last_points():
+    moving = [[face_box(300 + 10 * t, 200, 120)] for t in range(4)]
+    landmarker = FollowingScripted(moving)
+    observations = list(track_faces(scripted_frames(4), landmarker, redetect_every=4))
+    assert all(o.found for o in observations) and landmarker.detect_calls == 1
+    # The first followed frame has no dense points to start from (the scripted detection
+    # gives none), so it starts from a box; the next two from the previous frame's points.
+    assert len(landmarker.angles) == 1 and len(landmarker.previous) == 2
+    for t, previous in zip((1, 2), landmarker.previous):
+        np.testing.assert_allclose(previous[0], observations[t].dense, atol=1e-5)
+    for t, obs in enumerate(observations):
+        assert box_iou(face_box(300 + 10 * t, 200, 120), obs.box[None])[0] > 0.6

@@ -21,6 +21,7 @@ from cpem_jax.detect import Detections, FaceLandmarker, box_iou, track_faces
 from cpem_jax.detect import mediapipe_landmarker as mpl
 from cpem_jax.detect.backends import make_landmarker
 from cpem_jax.detect.mediapipe_mesh import regions_agree
+from cpem_jax.detect.mediapipe_passes import FLIP_SHIFT
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -345,7 +346,7 @@ def test_mirror_permutation_pairs_the_subjects_sides(landmarker):
 def test_flip_average_makes_the_mesh_mirror_equivariant(landmarker):
     # One pass on a box and on the mirrored box of the mirrored image: the two crops are
     # mirror images, so with the average the two meshes are each other's mirror, up to the
-    # constant shift of the model's flip map (mpl._FLIP_SHIFT crop pixels); without it they
+    # constant shift of the model's flip map (FLIP_SHIFT crop pixels); without it they
     # differ by the model's own asymmetry (measured 0.67 px mean, 2.1 px max, box side 183 px).
     image = photo("JianzhuGuo.jpg")
     width = image.shape[1]
@@ -360,7 +361,7 @@ def test_flip_average_makes_the_mesh_mirror_equivariant(landmarker):
         back = one_pass.dense_in_boxes(mirrored, mirrored_box)[0][perm].astype(np.float64)
         back[:, 0] = width - back[:, 0]
         side = one_pass.box_scale * (box[0, 2] - box[0, 0])
-        shift = np.array([mpl._FLIP_SHIFT * side / 256.0, 0.0]) if average else 0.0
+        shift = np.array([FLIP_SHIFT * side / 256.0, 0.0]) if average else 0.0
         residual[average] = np.linalg.norm(points - back - shift, axis=-1)
         meshes[average] = points
         one_pass.close()
@@ -389,12 +390,12 @@ def test_regions_count_as_steady_within_five_degrees_and_five_percent():
 
 def count_passes(landmarker, passes):
     """Make `landmarker` append each mesh pass's region to `passes`."""
-    real = landmarker._mesh_in_roi
+    real = landmarker._passes.in_roi
 
     def counted(image, roi):
         passes.append(roi)
         return real(image, roi)
-    landmarker._mesh_in_roi = counted
+    landmarker._passes.in_roi = counted
 
 
 def test_refinement_runs_until_the_region_is_steady(landmarker):
@@ -419,6 +420,35 @@ def test_refinement_runs_until_the_region_is_steady(landmarker):
     # size off, the steady region 0.3 % (measured, 3 passes).
     assert found[1][:2] == (2, 2) and found[1][2] > 0.007, found
     assert found[4][0] == 2 and 2 < found[4][1] <= 5 and found[4][2] < 0.005, found
+
+
+def test_following_starts_from_the_previous_points(landmarker):
+    image = photo("JianzhuGuo.jpg")
+    detected = landmarker.detect(image).dense[:1].astype(np.float64)
+    passes = []
+    counting = mpl.MediaPipeLandmarker(landmarker.task_path)
+    count_passes(counting, passes)
+    followed = counting.dense_following(image, detected)
+    # A still face: one pass on the region of its last points is already steady (the mirror
+    # pass comes on top); from a box it takes two.
+    assert len(passes) == 1
+    size = face_size(detected[0, :468])
+    assert np.linalg.norm(followed[0] - detected[0], axis=-1).mean() < 0.003 * size  # 0.11 %
+    # Moved by a tenth of the face: more passes, and the face found again.
+    shift = np.float32([[1.0, 0.0, 0.1 * size], [0.0, 1.0, 0.05 * size]])
+    import cv2
+    moved = cv2.warpAffine(image, shift, image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    passes.clear()
+    again = counting.dense_following(moved, detected)[0]
+    truth = detected[0] + shift[:, 2]
+    assert len(passes) >= 2
+    assert np.linalg.norm(again - truth, axis=-1).mean() < 0.005 * size  # measured 0.11 %
+    both = counting.dense_following(image, np.stack([detected[0], np.full_like(detected[0],
+                                                                               np.nan)]))
+    assert np.isfinite(both[0]).all() and np.isnan(both[1]).all()
+    with pytest.raises(ValueError, match="previous points must be"):
+        counting.dense_following(image, detected[:, :468])
+    counting.close()
 
 
 @pytest.mark.parametrize("degrees", [60, 90])

@@ -14,17 +14,13 @@ bundle's mesh model directly (LiteRT) on a crop around each given box, the way M
 graph runs it on a region of interest: a square of `box_scale` x the box's longer side (upright,
 or turned by the face's roll where `detect` has it from the detector's eye keypoints and it
 exceeds 30 degrees), resized to the model's 256 x 256 input with RGB in [0, 1]; then on the
-region MediaPipe derives from a mesh (`roi_from_mesh`), pass after pass until that region stops
-moving (`regions_agree`) or `refine` further passes have run. With `flip_average` (the default)
-the last crop is also run mirrored and the two meshes averaged, its points paired by
-`mirror_permutation`; the face presence is the first refined pass's. Measured with
-benchmarks/aflw2000_landmarks.py and benchmarks/synthetic_front_end.py (experiments/aflw2000,
-experiments/dense_fit section 17): the mirror average moved the AFLW2000-3D sample's NME per yaw
-bin from 3.36 / 4.65 / 9.62 to 3.32 / 4.51 / 9.17 % and the synthetic split's inner 51 points
-from 2.57 to 2.49 % (iris centres 1.99 -> 1.81 % of the inter-ocular distance), for one more run
-of the model per face; passes until steady instead of one refined pass moved the sample (with the
-second detector's boxes) from 3.32 / 4.51 / 9.48 to 3.32 / 4.48 / 8.41 % and left the synthetic
-split at 2.49 %. So a box from a tracker or from
+region MediaPipe derives from a mesh, pass after pass until that region is steady, the last crop
+averaged with its mirror image (`flip_average`; `cpem_jax.detect.mediapipe_passes`). Measured
+with benchmarks/aflw2000_landmarks.py and benchmarks/synthetic_front_end.py (experiments/
+aflw2000, experiments/dense_fit section 17): the mirror average moved the AFLW2000-3D sample's
+NME per yaw bin from 3.36 / 4.65 / 9.62 to 3.32 / 4.51 / 9.17 % and the synthetic split's inner
+51 points from 2.57 to 2.49 % (iris centres 1.99 -> 1.81 % of the inter-ocular distance), for
+one more run of the model per face. So a box from a tracker or from
 ground truth gets landmarks where the detector misses the face (MediaPipe's FaceLandmarker task
 always starts from its own detector: run on crops around the ground-truth boxes of the
 AFLW2000-3D sample, it found no face in 7 of the 11 images beyond 60 degrees of yaw). The model also
@@ -50,7 +46,8 @@ FaceLandmarker task follows the faces from the previous frame's mesh and runs it
 when it has lost them) is a separate method, `detect_video(image, timestamp_s)`, for callers that
 read frames in order with increasing timestamps; `reset_video()` starts a new video. The
 project's own tracker (`cpem_jax.detect.FaceTracker`) can instead follow a face through
-`landmarks_in_boxes`, which works on any frame order.
+`dense_following`, the passes started from the region of the face's points in the previous
+frame (two runs of the model for a still face instead of three from a box).
 """
 from __future__ import annotations
 
@@ -63,10 +60,9 @@ import numpy as np
 
 from cpem_jax.detect.base import Detections, FaceLandmarker, check_rgb_uint8
 from cpem_jax.detect.cnn_detector import SecondOpinion
-from cpem_jax.detect.crop import apply_affine, invert_affine, warp_image
 from cpem_jax.detect.mediapipe_mesh import (IBUG68_FROM_MESH, N_DENSE, N_MESH, ibug68_from_dense,
-                                            mirror_permutation, regions_agree, roi_affine,
-                                            roi_from_mesh)
+                                            mirror_permutation, roi_affine, roi_from_mesh)
+from cpem_jax.detect.mediapipe_passes import MeshPasses
 from cpem_jax.detect.mediapipe_runtime import (INSTALL_HINT, MeshModel, import_mediapipe,
                                                mediapipe_available, to_pixels)
 from cpem_jax.detect.tracking import box_iou, landmark_extent
@@ -85,10 +81,6 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-# The mesh model maps a mirrored crop's x to size + _FLIP_SHIFT - x (mediapipe_runtime: 256.46 for
-# the bundle's 256 px model), so mirrored points come back through that map and the average
-# keeps the upright crop's convention.
-_FLIP_SHIFT = 0.46
 # `detect` starts the mesh from the detector's roll beyond this, upright below it: an upright start
 # fails from about 45 degrees (`mesh_in_boxes`), and on turned faces (one eye hidden) the eye
 # keypoints' roll moved AFLW2000-3D sample points by up to 1 % either way, no better than upright.
@@ -144,20 +136,18 @@ class MediaPipeLandmarker(FaceLandmarker):
                 raise ValueError(f"{name} must lie in [0, 1], got {value}.")
         if box_scale <= 1.0:
             raise ValueError(f"box_scale must be > 1 (a margin around the box), got {box_scale}.")
-        if refine < 0:
-            raise ValueError(f"refine must be >= 0, got {refine}.")
         self._mp, self._vision, self._base_options = import_mediapipe()
         self.task_path = find_task(task_path, sha256)
         self.max_faces = int(max_faces)
         self.min_presence = float(min_presence)
         self.box_min_presence = float(box_min_presence)
         self.box_scale = float(box_scale)
-        self.refine = int(refine)
         with zipfile.ZipFile(self.task_path) as bundle:
             detector_model = bundle.read("face_detector.tflite")
             mesh_model = bundle.read("face_landmarks_detector.tflite")
-        self._mesh = MeshModel(mesh_model, num_threads)
-        self._mirror = mirror_permutation(self.task_path, None) if flip_average else None
+        self._passes = MeshPasses(MeshModel(mesh_model, num_threads), refine,
+                                  mirror_permutation(self.task_path, None) if flip_average
+                                  else None)
         self._second = SecondOpinion(enabled=second_detector)
         self._tasks: list = []
         # Close the native tasks before interpreter shutdown tears their modules down.
@@ -208,39 +198,13 @@ class MediaPipeLandmarker(FaceLandmarker):
         order = np.argsort(-np.nan_to_num(scores, nan=-1.0), kind="stable")[:self.max_faces]
         return boxes[order], scores[order], angles[order]
 
-    def _mesh_in_roi(self, image: np.ndarray, roi: tuple) -> tuple:
-        """(points [478, 2] in crop pixels, presence, crop, crop -> image affine [2, 3]) of the
-        mesh model on `roi` (centre, side, angle)."""
-        size = self._mesh.size
-        affine = roi_affine(*roi, size)
-        crop = warp_image(image, affine, (size, size), "constant")
-        points, presence = self._mesh(crop)
-        return points, presence, crop, invert_affine(affine)
-
     def _mesh_of_box(self, image: np.ndarray, box, angle: float = 0.0) -> tuple:
-        """(points [478, 2] image pixels, presence) of one finite box: the first pass on a
-        square around it turned by `angle` (radians, see `mesh_in_boxes`), then up to `refine`
-        passes on the region derived from the previous mesh, stopping once that region is
-        steady (`regions_agree`), the last crop averaged with its mirror image
-        (`flip_average`). The presence is the second pass's
-        (the first's with `refine` 0): later passes move the region towards whatever the mesh
-        saw, and on a box of background they raised it from under 0.05 to 0.49."""
+        """(points [478, 2] image pixels, presence) of one finite box: the passes
+        (`MeshPasses`) from a square around it turned by `angle` (radians, see `mesh_in_boxes`)."""
         x0, y0, x1, y1 = box
         roi = (((x0 + x1) / 2, (y0 + y1) / 2), self.box_scale * max(x1 - x0, y1 - y0),
                float(angle))
-        points, presence, crop, back = self._mesh_in_roi(image, roi)
-        for step in range(self.refine):
-            following = roi_from_mesh(apply_affine(back, points))
-            if step > 0 and regions_agree(roi, following):
-                break
-            roi = following
-            points, p, crop, back = self._mesh_in_roi(image, roi)
-            presence = p if step == 0 else presence
-        if self._mirror is not None:
-            mirrored = self._mesh(crop[:, ::-1])[0][self._mirror]
-            mirrored[:, 0] = self._mesh.size + _FLIP_SHIFT - mirrored[:, 0]
-            points = (points + mirrored) / 2
-        return apply_affine(back, points), presence
+        return self._passes(image, roi, from_mesh=False)
 
     def mesh_in_boxes(self, image: np.ndarray, boxes: np.ndarray,
                       angles: Optional[np.ndarray] = None) -> tuple:
@@ -283,6 +247,26 @@ class MediaPipeLandmarker(FaceLandmarker):
         """
         dense, presence = self.mesh_in_boxes(image, boxes, angles)
         dense[~(presence >= self.box_min_presence)] = np.nan
+        return dense
+
+    def dense_following(self, image: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """[N, 478, 2] float32 points of faces followed from their points in the previous
+        frame, `previous [N, 478, 2]` image pixels: the first pass on the region derived from
+        those points, as MediaPipe's own video graph carries a face from frame to frame, then
+        the passes of `mesh_in_boxes` (stopping after the first where its region is steady: a
+        still face costs two runs of the model, the pass and its mirror, instead of three).
+        NaN rows where a previous row is not finite or the presence is below
+        `box_min_presence`."""
+        check_rgb_uint8(image)
+        previous = np.asarray(previous, np.float64)
+        if previous.ndim != 3 or previous.shape[1:] != (N_DENSE, 2):
+            raise ValueError(f"previous points must be [N, {N_DENSE}, 2], got {previous.shape}.")
+        dense = np.full(previous.shape, np.nan, np.float32)
+        for i, points in enumerate(previous):
+            if np.isfinite(points[:N_MESH]).all():
+                dense[i], presence = self._passes(image, roi_from_mesh(points), from_mesh=True)
+                if not presence >= self.box_min_presence:
+                    dense[i] = np.nan
         return dense
 
     @staticmethod

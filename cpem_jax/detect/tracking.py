@@ -23,7 +23,9 @@ A dense landmarker (one with `dense_in_boxes(image, boxes, angles=None)` and
 frame (`eye_line_angle`), where to start its crop (MediaPipe's mesh model loses a face rolled
 45 degrees or more in an upright crop: on d0's first 40 frames turned by 60 degrees, followed
 with `redetect_every=5`, the points of followed frames were up to 32 px from those of a detection,
-and within 0.2 px when started from the previous roll).
+and within 0.2 px when started from the previous roll). A dense landmarker that can follow
+its own points (`dense_following(image, previous)`, MediaPipe's) is started from the previous
+frame's dense points instead, the region MediaPipe's own video graph carries from frame to frame.
 
 Frames where the face is not found produce `FaceObservation.missing(...)` (flagged, not dropped).
 After `max_missed` consecutive misses the track is released and the next detection picks a face
@@ -225,8 +227,13 @@ class FaceTracker:
     def _follow(self, image: np.ndarray) -> bool:
         """Regresses landmarks from the predicted box; False when the prediction is not trusted."""
         predicted = box_from_landmarks(self._landmarks, self._offset)
-        landmarks, dense = self._points_in_boxes(image, predicted[None],
-                                                 np.array([eye_line_angle(self._landmarks)]))
+        following = getattr(self.landmarker, "dense_following", None)
+        if following is not None and self._dense is not None:
+            dense = following(image, self._dense[None])
+            landmarks = self.landmarker.landmarks_from_dense(dense)
+        else:
+            landmarks, dense = self._points_in_boxes(image, predicted[None],
+                                                     np.array([eye_line_angle(self._landmarks)]))
         landmarks = landmarks[0]
         box = box_from_landmarks(landmarks, self._offset)
         if not np.all(np.isfinite(landmarks)) or box_iou(predicted, box[None])[0] < self.min_iou:
