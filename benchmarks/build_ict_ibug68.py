@@ -1,26 +1,32 @@
 """Builds `cpem_jax/face_model/data/ict_ibug68_3d.npz`: the 68 iBUG points in the 3D convention
 as vertices of ICT-FaceKit (format and use: `cpem_jax/face_model/ibug68_3d.py`).
 
-Method: every face crop of the demo training set (`data/cpem-demo/*/data/**.jpg`, VoxCeleb2 and
-300W-LP frames) with a 3D-style reference (`landmarks/`, the same relative path, .txt, 68 x 2
-pixels from a 3D face alignment network) is detected with MediaPipe, cropped and fitted on its
-own as `cpem-jax fit IMAGE` fits a photo (default `FitConfig`); every vertex of the narrow face
-area is projected into the image. The vertices are chosen left-right symmetric, as mirror
-pairs of ICT's symmetric mean shape: for each mirror pair of iBUG points (the jaw's k and 16 - k,
-the brows, eyes, nostrils and lip points) the vertex v and its mirror v' whose projections lie
-nearest, on average over the crops, to the two reference points (the sum of both mean
-distances), and for the ten midline points (chin, nose ridge and tip, the lip centres) the
-midline vertex nearest to its reference; distances in % of sqrt(w * h) of the reference's box.
-The file also holds each chosen vertex's mean distance, the same for
-ICT's own landmark vertices, the number of crops and the format version. No image of any
-benchmark is used.
+Method: the convention's own definition. The 68 points of 300W-LP and AFLW2000-3D (Zhu et al.,
+"Face Alignment Across Large Poses: A 3D Solution", CVPR 2016) are 68 fixed vertices of the
+Basel Face Model (BFM) fitted to each image. 3DDFA's public release lists BFM's mean shape at
+those vertices (`BFM_KEYPOINTS_URL`: 204 numbers, x y z of each point in iBUG order, BFM's
+micrometres). The build
+  1. reads those points (`--keypoints`, a file or the URL; offline it names where to put it),
+  2. aligns them to ICT's mean shape by the similarity transform (rotation, one scale,
+     translation; least squares) that best maps the 51 inner points (brows, nose, eyes, mouth:
+     the same places of the face in both conventions) onto ICT's own landmark vertices of the
+     same numbers,
+  3. picks for each point a vertex of ICT's narrow face area near the aligned point, left-right
+     symmetric: each mirror pair of iBUG points (the jaw's k and 16 - k, brows, eyes, nostrils,
+     lips) takes the mirror pair of vertices of ICT's symmetric mean shape with the least sum
+     of 3D distances to the two aligned points, each of the ten midline points the nearest
+     midline vertex.
+No image is used, and no BFM data is stored: the table holds ICT vertex ids, each chosen
+vertex's distance to its aligned point and that of ICT's own landmark vertex, the alignment's
+residual, the source file's sha256 and the format version.
 
-Run (from the repo root, about 2.5 s a crop on 2 CPU cores):
-  CPEM_SHARED=/work/shared python benchmarks/build_ict_ibug68.py
+Run (from the repo root, a few seconds):
+  python benchmarks/build_ict_ibug68.py --keypoints u_base.txt
 `--picture PNG` draws the packaged table instead (experiments/dense_fit/ibug68_3d.png): ICT's
 mean face frontal and turned 0.7 rad with ICT's own landmark vertices (blue) and the table's
-(red), then two demo crops (a 300W-LP face turned away, a VoxCeleb2 face) with the reference
-(green) and the fitted face read at both sets.
+(red), then two demo crops (a 300W-LP face turned away, a VoxCeleb2 face) with a 3D face
+alignment network's points (green, the demo set's `landmarks/`) and the fitted face read at both
+sets.
 """
 from __future__ import annotations
 
@@ -68,14 +74,9 @@ def mirror_vertices(mean_shape: np.ndarray):
     return mirror, distance < MIRROR_TOLERANCE_CM
 
 
-def choose_vertices(projected: np.ndarray, reference: np.ndarray, mean_shape: np.ndarray):
-    """projected [C, V, 2], reference [C, 68, 2] pixels, the model's mean_shape [V, 3] ->
-    (symmetric vertex ids [68] (module docstring), their mean distance [68] and the distance of
-    every vertex [68, V], both in % of the reference box)."""
-    size = np.sqrt(np.prod(reference.max(1) - reference.min(1), axis=-1))        # [C]
-    distance = np.stack([
-        np.mean(np.linalg.norm(projected - reference[:, k, None], axis=-1) / size[:, None], 0)
-        for k in range(reference.shape[1])]) * 100.0
+def choose_vertices(distance: np.ndarray, mean_shape: np.ndarray) -> np.ndarray:
+    """distance [68, V] of every vertex to each iBUG point's place, the model's mean_shape
+    [V, 3] cm -> [68] symmetric vertex ids (module docstring, step 3)."""
     mirror, paired = mirror_vertices(mean_shape)
     ids = np.zeros(len(distance), np.int64)
     for right, left in MIRROR_PAIRS:
@@ -84,7 +85,66 @@ def choose_vertices(projected: np.ndarray, reference: np.ndarray, mean_shape: np
     midline = np.abs(mean_shape[:, 0]) < MIRROR_TOLERANCE_CM
     for k in MIDLINE:
         ids[k] = int(np.argmin(np.where(midline, distance[k], np.inf)))
-    return ids, distance[np.arange(len(ids)), ids], distance
+    return ids
+
+
+BFM_KEYPOINTS_URL = ("https://raw.githubusercontent.com/cleardusk/3DDFA/master/"
+                     "c++/weights/u_base.txt")
+INNER = np.arange(17, 68)
+
+
+def read_keypoints(source: str) -> tuple:
+    """(points [68, 3] float64, sha256 of the bytes) of BFM's mean shape at the 68 keypoints
+    from a file or an http(s) URL; exits with one line naming the fix."""
+    import hashlib
+    import urllib.error
+    import urllib.request
+    try:
+        if source.startswith(("http://", "https://")):
+            with urllib.request.urlopen(source, timeout=30) as response:
+                data = response.read()
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read()
+    except (urllib.error.URLError, OSError, TimeoutError) as err:
+        sys.exit(f"build_ict_ibug68: cannot read {source}: {err}; download {BFM_KEYPOINTS_URL} "
+                 f"where there is internet and pass the file with --keypoints")
+    try:
+        values = np.array(data.decode("ascii").split(), np.float64)
+    except (UnicodeDecodeError, ValueError):
+        values = np.zeros(0)
+    if values.size != 68 * 3 or not np.all(np.isfinite(values)):
+        sys.exit(f"build_ict_ibug68: {source} holds {values.size} numbers, not the 204 (x y z of "
+                 f"68 points) of {BFM_KEYPOINTS_URL}")
+    return values.reshape(68, 3), hashlib.sha256(data).hexdigest()
+
+
+def similarity(source: np.ndarray, target: np.ndarray):
+    """The least-squares similarity transform (rotation, one scale, translation) taking points
+    source [K, 3] onto target [K, 3] -> a function [N, 3] -> [N, 3]."""
+    mean_s, mean_t = source.mean(0), target.mean(0)
+    a, b = source - mean_s, target - mean_t
+    u, singular, vt = np.linalg.svd(a.T @ b)
+    flip = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = (u @ flip @ vt).T
+    scale = float((singular * np.diag(flip)).sum() / (a ** 2).sum())
+    return lambda points: scale * (np.asarray(points) - mean_s) @ rotation.T + mean_t
+
+
+def table_from_keypoints(keypoints: np.ndarray, mean_shape: np.ndarray, own: np.ndarray,
+                         area: int) -> dict:
+    """keypoints [68, 3] (any units), ICT's mean_shape [V, 3] cm, its own landmark vertex ids
+    own [68] and the narrow face area's vertex count -> {"vertex_ids" [68], "distance_cm" [68],
+    "ict_landmark_distance_cm" [68], "alignment_rms_cm"} (module docstring, steps 2-3)."""
+    align = similarity(keypoints[INNER], mean_shape[own[INNER]])
+    placed = align(keypoints)                                                    # [68, 3] cm
+    rms = float(np.sqrt(((placed[INNER] - mean_shape[own[INNER]]) ** 2).sum(1).mean()))
+    vertices = mean_shape[:area]
+    distance = np.linalg.norm(vertices[None] - placed[:, None], axis=-1)          # [68, A]
+    ids = choose_vertices(distance, vertices)
+    return {"vertex_ids": ids, "distance_cm": distance[np.arange(68), ids],
+            "ict_landmark_distance_cm": np.linalg.norm(mean_shape[own] - placed, axis=-1),
+            "alignment_rms_cm": rms}
 
 
 class CropFitter:
@@ -157,59 +217,55 @@ def picture(table_path: str, pairs, out: str) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     shared = os.environ.get("CPEM_SHARED", os.path.join(REPO.parent, "shared"))
-    parser.add_argument("--data", default=os.path.join(shared, "data", "cpem-demo"),
-                        help="a folder in the CPEM layout with 3D-style landmarks/")
+    parser.add_argument("--keypoints", default=BFM_KEYPOINTS_URL,
+                        help="BFM's mean shape at the 68 keypoints: a file or URL (default: "
+                        "3DDFA's release)")
     parser.add_argument("--out", default=None, help="default: the packaged table")
-    parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--picture", metavar="PNG", help="draw the table (--out or the "
                         "packaged one) instead of building it")
+    parser.add_argument("--data", default=os.path.join(shared, "data", "cpem-demo"),
+                        help="--picture: a folder in the CPEM layout with 3D-style landmarks/")
     args = parser.parse_args(argv)
 
-    from tqdm import tqdm
-
+    from cpem_jax.face_model import load_face_model
     from cpem_jax.face_model.ibug68_3d import DATA_FILE, FORMAT_VERSION
+    from cpem_jax.face_model.ict import FACE_AREAS
 
-    pairs = demo_pairs(args.data)[:args.max_images]
-    if not pairs:
-        sys.exit(f"build_ict_ibug68: no crops with landmarks/ under {args.data}; point --data "
-                 f"(or CPEM_SHARED) at the demo set")
     out = args.out or DATA_FILE
     if args.picture:
+        pairs = demo_pairs(args.data)
+        if not pairs:
+            sys.exit(f"build_ict_ibug68: no crops with landmarks/ under {args.data}; point "
+                     f"--data (or CPEM_SHARED) at the demo set")
         turned = [p for p in pairs if "300w_lp" in p[0]][:1]
         frontal = [p for p in pairs if "voxceleb2" in p[0]][:1]
         picture(out, turned + frontal, args.picture)
         return
-    fitter = CropFitter()
-    model = fitter.model
-    projected, references, skipped = [], [], []
-    for image, reference in tqdm(pairs, desc="fitting the demo crops", unit="crop"):
-        vertices = fitter(image)
-        if vertices is None:
-            skipped.append(image)
-            continue
-        projected.append(vertices)
-        references.append(np.loadtxt(reference))
-    projected, references = np.stack(projected), np.stack(references)
-    ids, distance, every_distance = choose_vertices(projected, references,
-                                                    np.asarray(model.mean_shape, np.float64))
-    own = np.asarray(model.landmark_ids)
-    own_distance = every_distance[np.arange(68), own]
+    keypoints, digest = read_keypoints(args.keypoints)
+    model = load_face_model()
+    mean_shape = np.asarray(model.mean_shape, np.float64)
+    table = table_from_keypoints(keypoints, mean_shape, np.asarray(model.landmark_ids, np.int64),
+                                 min(FACE_AREAS["narrow"], model.n_vertices))
     np.savez_compressed(
-        out, format_version=np.int32(FORMAT_VERSION), vertex_ids=ids.astype(np.int32),
-        mean_distance_percent=distance.astype(np.float32),
-        ict_landmark_distance_percent=own_distance.astype(np.float32),
-        n_crops=np.int32(len(projected)), model_name=np.asarray(model.name),
+        out, format_version=np.int32(FORMAT_VERSION),
+        vertex_ids=table["vertex_ids"].astype(np.int32),
+        distance_cm=table["distance_cm"].astype(np.float32),
+        ict_landmark_distance_cm=table["ict_landmark_distance_cm"].astype(np.float32),
+        alignment_rms_cm=np.float32(table["alignment_rms_cm"]),
+        source_sha256=np.asarray(digest), model_name=np.asarray(model.name),
         n_vertices=np.int32(model.n_vertices),
-        method=np.asarray("per mirror pair of iBUG points, the mirror pair of ICT vertices "
-                          "(per midline point, the midline vertex) nearest on average to the "
-                          "3D-style reference of the demo set's crops, each fitted alone with "
-                          "MediaPipe's points (benchmarks/build_ict_ibug68.py)"))
-    print(f"{len(projected)} crops ({len(skipped)} without a face); wrote {out}")
-    print("mean distance to the reference, % of the box: chosen / ICT's own landmark vertices")
+        method=np.asarray("BFM's 68 keypoints (the 3D convention's definition, from 3DDFA's "
+                          "u_base.txt) aligned to ICT's mean shape by a similarity transform "
+                          "on the 51 inner points; per mirror pair of iBUG points the mirror "
+                          "pair of ICT vertices nearest in 3D, per midline point the nearest "
+                          "midline vertex (benchmarks/build_ict_ibug68.py)"))
+    print(f"wrote {out}; alignment rms {table['alignment_rms_cm']:.3f} cm over the 51 inner "
+          f"points")
+    print("distance to the aligned keypoints, cm: chosen / ICT's own landmark vertices")
     for name, rows in REGIONS.items():
         rows = list(rows)
-        print(f"  {name:6s} {distance[rows].mean():.2f} / {own_distance[rows].mean():.2f}")
-    print(f"  all    {distance.mean():.2f} / {own_distance.mean():.2f}")
+        print(f"  {name:6s} {table['distance_cm'][rows].mean():.2f} / "
+              f"{table['ict_landmark_distance_cm'][rows].mean():.2f}")
 
 
 if __name__ == "__main__":

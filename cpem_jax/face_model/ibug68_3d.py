@@ -4,20 +4,20 @@ Two conventions share the iBUG numbering. The 2D one (300-W, dlib) puts the jaw 
 outline, which slides over the face as the head turns; ICT's own landmark vertices
 (`FaceModel.landmark_ids`, from its vertex_indices.json) are the points the 68-point fit aims at
 dlib's detections. The 3D one (300W-LP and AFLW2000-3D, from 3D face model fits) puts every
-point at a fixed place on the 3D face, whatever the view. Scored against 3D-style annotations,
-ICT's own vertices sit off them by a convention, not by the fit: on the AFLW2000-3D sample the
-fitted face read at this table's vertices is 6.0 % NME (mean of the three yaw bins) against 7.1 %
-at ICT's own (experiments/dense_fit, section 13).
+point at a fixed place on the 3D face, whatever the view: 68 fixed vertices of the Basel Face
+Model fitted to each image (Zhu et al., CVPR 2016). Scored against 3D-style annotations, ICT's
+own vertices sit off them by a convention, not by the fit.
 
-The table (`data/ict_ibug68_3d.npz`, written by benchmarks/build_ict_ibug68.py): for each iBUG
-point, a vertex of ICT's narrow face area (a prefix of the full area's vertices) whose
-projection lies nearest, on average over the demo training set's face crops (VoxCeleb2 and
-300W-LP frames, `data/cpem-demo`), to the set's 3D-style reference points (its `landmarks/`,
-from a 3D face alignment network), each crop fitted on its own with MediaPipe's points; the
-distance in % of sqrt(w * h) of the reference's box. The choice is left-right symmetric: mirror
-pairs of points take mirror vertices of ICT's symmetric mean shape, midline points midline
-vertices. It holds the vertex ids, the mean distance
-of each chosen vertex and of ICT's own, how many crops, and the format version.
+The table (`data/ict_ibug68_3d.npz`, written by benchmarks/build_ict_ibug68.py) takes the
+convention from that definition: BFM's mean shape at its 68 keypoints, aligned to ICT's mean
+shape by a similarity transform on the 51 inner points (ICT's own landmark vertices of the same
+numbers), and for each iBUG point a vertex of ICT's narrow face area near its aligned keypoint,
+left-right symmetric (mirror pairs of points on mirror vertices of ICT's symmetric mean shape,
+midline points on the midline). No image is used. It holds the vertex ids, each chosen vertex's
+distance to its aligned keypoint and that of ICT's own, the alignment's residual, the source's
+sha256 and the format version. On the AFLW2000-3D sample the fitted face read at these vertices
+scores 2.92 / 4.06 / 8.14 % NME by yaw bin (mean 5.04) against 3.72 / 5.62 / 9.69 (6.34) at
+ICT's own, in the same run (experiments/dense_fit, section 21).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from cpem_jax.face_model.dense_landmarks import is_ict, read_versioned_npz
 from cpem_jax.face_model.model import FaceModel
 
 DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ict_ibug68_3d.npz")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 N_POINTS = 68
 BUILDER = "benchmarks/build_ict_ibug68.py"
 
