@@ -15,7 +15,9 @@ graph runs it on a region of interest: a square of `box_scale` x the box's longe
 or turned by the face's roll where `detect` has it from the detector's eye keypoints and it
 exceeds 30 degrees), resized to the model's 256 x 256 input with RGB in [0, 1]; then on the
 region MediaPipe derives from a mesh, pass after pass until that region is steady, the last crop
-averaged with its mirror image (`flip_average`; `cpem_jax.detect.mediapipe_passes`). Measured
+averaged with its mirror image (`flip_average`; `cpem_jax.detect.mediapipe_passes`); where the
+two meshes disagree the face may be upside down, and crops turned by a half or a quarter turn
+are tried (`MeshPasses.from_box`). Measured
 with benchmarks/aflw2000_landmarks.py and benchmarks/synthetic_front_end.py (experiments/
 aflw2000, experiments/dense_fit section 17): the mirror average moved the AFLW2000-3D sample's
 NME per yaw bin from 3.36 / 4.65 / 9.62 to 3.32 / 4.51 / 9.17 % and the synthetic split's inner
@@ -200,11 +202,12 @@ class MediaPipeLandmarker(FaceLandmarker):
 
     def _mesh_of_box(self, image: np.ndarray, box, angle: float = 0.0) -> tuple:
         """(points [478, 2] image pixels, presence) of one finite box: the passes
-        (`MeshPasses`) from a square around it turned by `angle` (radians, see `mesh_in_boxes`)."""
+        (`MeshPasses.from_box`) from a square around it turned by `angle` (radians, see
+        `mesh_in_boxes`)."""
         x0, y0, x1, y1 = box
         roi = (((x0 + x1) / 2, (y0 + y1) / 2), self.box_scale * max(x1 - x0, y1 - y0),
                float(angle))
-        return self._passes(image, roi, from_mesh=False)
+        return self._passes.from_box(image, roi)
 
     def mesh_in_boxes(self, image: np.ndarray, boxes: np.ndarray,
                       angles: Optional[np.ndarray] = None) -> tuple:
@@ -264,7 +267,8 @@ class MediaPipeLandmarker(FaceLandmarker):
         dense = np.full(previous.shape, np.nan, np.float32)
         for i, points in enumerate(previous):
             if np.isfinite(points[:N_MESH]).all():
-                dense[i], presence = self._passes(image, roi_from_mesh(points), from_mesh=True)
+                dense[i], presence, _ = self._passes(image, roi_from_mesh(points),
+                                                     from_mesh=True)
                 if not presence >= self.box_min_presence:
                     dense[i] = np.nan
         return dense
