@@ -56,7 +56,7 @@ from __future__ import annotations
 import logging
 import weakref
 import zipfile
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
