@@ -17,7 +17,7 @@ region towards whatever the mesh saw: on a box of background they raised the pre
 
 The mirror pass also tells whether the model knew what it read: its mesh and the mirror image's
 agree for a face it reads (0.3-1.2 % of the face size) and not for one it reads upside down
-(2.6-37 %). `from_box` uses that to find faces rolled beyond what the detector's keypoints can
+(1.6-37 %). `from_box` uses that to find faces rolled beyond what the detector's keypoints can
 start (`UPSIDE_DOWN_GAP`).
 """
 from __future__ import annotations
@@ -82,7 +82,7 @@ class MeshPasses:
         mirror image's, over the face size (sqrt of the 468 mesh points' extent area); NaN
         without a mirror permutation. It is small for a face the model reads (0.3-1.2 % on
         upright and rolled photos and video frames) and large where the crop shows the face
-        upside down (2.6-37 %: the model's two readings of a face it does not know disagree)."""
+        upside down (1.6-37 %: the model's two readings of a face it does not know disagree)."""
         points, presence, crop, back = self.in_roi(image, roi)
         for step in range(self.refine):
             following = roi_from_mesh(apply_affine(back, points))
