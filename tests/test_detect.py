@@ -32,7 +32,6 @@ from cpem_jax.detect import (
 from cpem_jax.detect.tracking import (
     box_from_landmarks,
     box_offset_from_landmarks,
-    eye_line_angle,
     visible_fraction,
 )
 
@@ -546,40 +545,21 @@ def test_dlib_tracking_keeps_the_chosen_face_while_the_image_moves(dlib_landmark
         assert box_iou(start + [12 * t, 0, 12 * t, 0], obs.box[None])[0] > 0.6
 
 
-def test_eye_line_angle_is_the_roll_of_the_outer_eye_corners():
-    points = np.zeros((68, 2))
-    points[36], points[45] = (100.0, 50.0), (140.0, 50.0)
-    assert eye_line_angle(points) == 0.0
-    points[45] = (100.0, 90.0)        # left eye corner straight below: rolled clockwise 90 deg
-    assert np.isclose(eye_line_angle(points), np.pi / 2)
-
-
 class DenseScripted(ScriptedLandmarker):
-    """A scripted landmarker with dense points (the 68 themselves) that records the roll it is
-    asked to start from."""
+    """A scripted landmarker with dense points (the 68 themselves) that counts the boxes it is
+    started from."""
 
     def __init__(self, script):
         super().__init__(script)
-        self.angles = []
+        self.box_starts = 0
 
-    def dense_in_boxes(self, image, boxes, angles=None):
-        self.angles.append(None if angles is None else np.asarray(angles).tolist())
+    def dense_in_boxes(self, image, boxes):
+        self.box_starts += len(boxes)
         return self.landmarks_in_boxes(image, boxes)
 
     @staticmethod
     def landmarks_from_dense(dense):
         return np.asarray(dense)
-
-
-def test_tracker_starts_a_dense_landmarker_from_the_last_roll():
-    landmarker = DenseScripted([[face_box(300, 200, 120)]] * 4)
-    observations = list(track_faces(scripted_frames(4), landmarker, redetect_every=4))
-    assert all(o.found for o in observations) and landmarker.detect_calls == 1
-    # Three followed frames, each told the roll of the previous frame's points.
-    expected = eye_line_angle(landmarks_in(face_box(300, 200, 120)))
-    assert len(landmarker.angles) == 3
-    np.testing.assert_allclose(np.array(landmarker.angles).ravel(), expected, rtol=1e-6)
-    assert observations[1].dense is not None
 
 
 class FollowingScripted(DenseScripted):
@@ -603,7 +583,7 @@ def test_tracker_follows_a_dense_landmarker_from_its_last_points():
     assert all(o.found for o in observations) and landmarker.detect_calls == 1
     # The first followed frame has no dense points to start from (the scripted detection
     # gives none), so it starts from a box; the next two from the previous frame's points.
-    assert len(landmarker.angles) == 1 and len(landmarker.previous) == 2
+    assert landmarker.box_starts == 1 and len(landmarker.previous) == 2
     for t, previous in zip((1, 2), landmarker.previous):
         np.testing.assert_allclose(previous[0], observations[t].dense, atol=1e-5)
     for t, obs in enumerate(observations):

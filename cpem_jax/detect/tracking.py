@@ -17,15 +17,15 @@ the image, the detector runs on that frame. A landmark regressor always returns 
 that disappears between detections is only noticed at the next detection (at most k - 1 frames
 late); use `redetect_every=1` when every missed frame must be flagged.
 
-A dense landmarker (one with `dense_in_boxes(image, boxes, angles=None)` and
-`landmarks_from_dense`, e.g. MediaPipe's 478 points) gives each observation its dense points too
-(`FaceObservation.dense`); between detections it is also told the face's roll in the previous
-frame (`eye_line_angle`), where to start its crop (MediaPipe's mesh model loses a face rolled
-45 degrees or more in an upright crop: on d0's first 40 frames turned by 60 degrees, followed
-with `redetect_every=5`, the points of followed frames were up to 32 px from those of a detection,
-and within 0.2 px when started from the previous roll). A dense landmarker that can follow
-its own points (`dense_following(image, previous)`, MediaPipe's) is started from the previous
-frame's dense points instead, the region MediaPipe's own video graph carries from frame to frame.
+A dense landmarker (one with `dense_in_boxes` and `landmarks_from_dense`, e.g. MediaPipe's 478
+points) gives each observation its dense points too (`FaceObservation.dense`). One that can
+follow its own points (`dense_following(image, previous)`, MediaPipe's) is started between
+detections from the previous frame's dense points rather than from a box, as MediaPipe's own
+video graph carries a face from frame to frame: the region keeps the face's roll (MediaPipe's
+mesh model loses a face rolled 45 degrees or more in an upright crop; on d0's first 40 frames
+turned by 60 degrees and followed with `redetect_every=5`, followed frames started upright were
+up to 32 px from a detection's points, started from the last frame within 0.2 px) and a still
+face costs two runs of the model instead of three.
 
 Frames where the face is not found produce `FaceObservation.missing(...)` (flagged, not dropped).
 After `max_missed` consecutive misses the track is released and the next detection picks a face
@@ -60,14 +60,6 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
     union = box_area(box) + box_area(boxes) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
-def eye_line_angle(landmarks: np.ndarray) -> float:
-    """The roll of a face from its 68 iBUG points [68, 2]: radians of the line from the outer
-    corner of the subject's right eye (36) to that of the left (45), in image pixels (0 upright,
-    positive turning clockwise on screen, as y grows downward); NaN for non-finite points."""
-    d = np.asarray(landmarks, np.float64)[45] - np.asarray(landmarks, np.float64)[36]
-    return float(np.arctan2(d[1], d[0]))
 
 
 def visible_fraction(box: np.ndarray, width: int, height: int) -> float:
@@ -178,15 +170,13 @@ class FaceTracker:
         """True while a face is being followed (found recently enough)."""
         return self._box is not None
 
-    def _points_in_boxes(self, image: np.ndarray, boxes: np.ndarray,
-                         angles: np.ndarray) -> tuple:
+    def _points_in_boxes(self, image: np.ndarray, boxes: np.ndarray) -> tuple:
         """(landmarks [N, 68, 2], dense [N, P, 2] or None): a dense landmarker's points
-        (`dense_in_boxes`, started from the faces' roll `angles [N]`, with its 68 points
-        `landmarks_from_dense`), else the 68 only."""
+        (`dense_in_boxes`, with its 68 points `landmarks_from_dense`), else the 68 only."""
         dense_fn = getattr(self.landmarker, "dense_in_boxes", None)
         if dense_fn is None:
             return self.landmarker.landmarks_in_boxes(image, boxes), None
-        dense = dense_fn(image, boxes, angles=angles)
+        dense = dense_fn(image, boxes)
         return self.landmarker.landmarks_from_dense(dense), dense
 
     def _detect(self, image: np.ndarray) -> Optional[int]:
@@ -232,8 +222,7 @@ class FaceTracker:
             dense = following(image, self._dense[None])
             landmarks = self.landmarker.landmarks_from_dense(dense)
         else:
-            landmarks, dense = self._points_in_boxes(image, predicted[None],
-                                                     np.array([eye_line_angle(self._landmarks)]))
+            landmarks, dense = self._points_in_boxes(image, predicted[None])
         landmarks = landmarks[0]
         box = box_from_landmarks(landmarks, self._offset)
         if not np.all(np.isfinite(landmarks)) or box_iou(predicted, box[None])[0] < self.min_iou:
