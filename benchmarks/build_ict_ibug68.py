@@ -11,11 +11,14 @@ micrometres). The build
      translation; least squares) that best maps the 51 inner points (brows, nose, eyes, mouth:
      the same places of the face in both conventions) onto ICT's own landmark vertices of the
      same numbers,
-  3. picks for each point a vertex of ICT's narrow face area near the aligned point, left-right
+  3. picks for each point a vertex of ICT's full face area near the aligned point, left-right
      symmetric: each mirror pair of iBUG points (the jaw's k and 16 - k, brows, eyes, nostrils,
      lips) takes the mirror pair of vertices of ICT's symmetric mean shape with the least sum
      of 3D distances to the two aligned points, each of the ten midline points the nearest
-     midline vertex.
+     midline vertex. The outer jaw keypoints (0-3, 13-16) lie 0.9-1.3 cm behind the edge of
+     the narrow face area (the one the fit renders) and within 0.3 cm of vertices of the full
+     area (which adds forehead, temples and under-chin; the first 6706 vertices are the
+     narrow area's); a second choice on the narrow area alone serves narrow-only models.
 No image is used, and no BFM data is stored: the table holds ICT vertex ids, each chosen
 vertex's distance to its aligned point and that of ICT's own landmark vertex, the alignment's
 residual, the source file's sha256 and the format version.
@@ -134,8 +137,9 @@ def similarity(source: np.ndarray, target: np.ndarray):
 def table_from_keypoints(keypoints: np.ndarray, mean_shape: np.ndarray, own: np.ndarray,
                          area: int) -> dict:
     """keypoints [68, 3] (any units), ICT's mean_shape [V, 3] cm, its own landmark vertex ids
-    own [68] and the narrow face area's vertex count -> {"vertex_ids" [68], "distance_cm" [68],
-    "ict_landmark_distance_cm" [68], "alignment_rms_cm"} (module docstring, steps 2-3)."""
+    own [68] and the number of leading vertices to choose from (a face area) ->
+    {"vertex_ids" [68], "distance_cm" [68], "ict_landmark_distance_cm" [68],
+    "alignment_rms_cm"} (module docstring, steps 2-3)."""
     align = similarity(keypoints[INNER], mean_shape[own[INNER]])
     placed = align(keypoints)                                                    # [68, 3] cm
     rms = float(np.sqrt(((placed[INNER] - mean_shape[own[INNER]]) ** 2).sum(1).mean()))
@@ -149,20 +153,24 @@ def table_from_keypoints(keypoints: np.ndarray, mean_shape: np.ndarray, own: np.
 
 class CropFitter:
     """Fits one image as a photo (`estimation.fitting.FitEstimator`: MediaPipe, default
-    `FitConfig`) and reads every vertex of the fitted face in image pixels
+    `FitConfig`) and reads every vertex of the fitted face, ICT's full face area included
+    (`face_model.ibug68_3d.ibug68_3d_reading`), in image pixels
     (`evaluation.image_points.vertices_image`)."""
 
     def __init__(self):
         from cpem_jax.detect.backends import make_landmarker
         from cpem_jax.estimation.fitting import FitEstimator
         from cpem_jax.face_model import load_face_model
+        from cpem_jax.face_model.ibug68_3d import ibug68_3d_reading
 
         self.model = load_face_model()
         self.estimator = FitEstimator(self.model, make_landmarker("mediapipe"))
-        self.every = np.arange(self.model.n_vertices)
+        self.reading, _ = ibug68_3d_reading(self.model)
+        self.every = np.arange(self.reading.n_vertices)
 
     def __call__(self, image: str):
-        """[V, 2] float64 image pixels of every vertex, or None where no face is found."""
+        """[V, 2] float64 image pixels of every vertex of the reading model, or None where no
+        face is found."""
         from cpem_jax.detect.pipeline import NoFaceError
         from cpem_jax.evaluation.image_points import vertices_image
 
@@ -170,7 +178,7 @@ class CropFitter:
             estimate = self.estimator(image, progress=False)
         except NoFaceError:
             return None
-        return vertices_image(estimate, self.model, self.every)[0]
+        return vertices_image(estimate, self.reading, self.every)[0]
 
 
 def picture(table_path: str, pairs, out: str) -> None:
@@ -183,8 +191,10 @@ def picture(table_path: str, pairs, out: str) -> None:
     from cpem_jax.geometry.rotation import euler_to_matrix
 
     fitter = CropFitter()
-    model = fitter.model
+    model = fitter.reading
     ids = np.asarray(read_ibug68_3d(table_path)["vertex_ids"], np.int64)
+    if ids.max() >= model.n_vertices:
+        ids = np.asarray(read_ibug68_3d(table_path)["narrow_vertex_ids"], np.int64)
     own = np.asarray(model.landmark_ids, np.int64)
     vertices = np.asarray(model.mean_shape, np.float64)
     panel = 420
@@ -242,14 +252,21 @@ def main(argv=None):
         picture(out, turned + frontal, args.picture)
         return
     keypoints, digest = read_keypoints(args.keypoints)
-    model = load_face_model()
+    model = load_face_model(area="full")
+    if model.n_vertices != FACE_AREAS["full"]:
+        sys.exit(f"build_ict_ibug68: the face model has {model.n_vertices} vertices, not ICT's "
+                 f"full face area ({FACE_AREAS['full']}); point CPEM_FACE_MODEL or "
+                 f"CPEM_ICT_FACEKIT at the ICT-FaceKit archive")
     mean_shape = np.asarray(model.mean_shape, np.float64)
-    table = table_from_keypoints(keypoints, mean_shape, np.asarray(model.landmark_ids, np.int64),
-                                 min(FACE_AREAS["narrow"], model.n_vertices))
+    own = np.asarray(model.landmark_ids, np.int64)
+    table = table_from_keypoints(keypoints, mean_shape, own, FACE_AREAS["full"])
+    narrow = table_from_keypoints(keypoints, mean_shape, own, FACE_AREAS["narrow"])
     np.savez_compressed(
         out, format_version=np.int32(FORMAT_VERSION),
         vertex_ids=table["vertex_ids"].astype(np.int32),
         distance_cm=table["distance_cm"].astype(np.float32),
+        narrow_vertex_ids=narrow["vertex_ids"].astype(np.int32),
+        narrow_distance_cm=narrow["distance_cm"].astype(np.float32),
         ict_landmark_distance_cm=table["ict_landmark_distance_cm"].astype(np.float32),
         alignment_rms_cm=np.float32(table["alignment_rms_cm"]),
         source_sha256=np.asarray(digest), model_name=np.asarray(model.name),
@@ -258,13 +275,16 @@ def main(argv=None):
                           "u_base.txt) aligned to ICT's mean shape by a similarity transform "
                           "on the 51 inner points; per mirror pair of iBUG points the mirror "
                           "pair of ICT vertices nearest in 3D, per midline point the nearest "
-                          "midline vertex (benchmarks/build_ict_ibug68.py)"))
+                          "midline vertex; vertex_ids on ICT's full face area, "
+                          "narrow_vertex_ids on the narrow one (benchmarks/build_ict_ibug68.py)"))
     print(f"wrote {out}; alignment rms {table['alignment_rms_cm']:.3f} cm over the 51 inner "
           f"points")
-    print("distance to the aligned keypoints, cm: chosen / ICT's own landmark vertices")
+    print("distance to the aligned keypoints, cm: chosen on the full / narrow face area / ICT's "
+          "own landmark vertices")
     for name, rows in REGIONS.items():
         rows = list(rows)
         print(f"  {name:6s} {table['distance_cm'][rows].mean():.2f} / "
+              f"{narrow['distance_cm'][rows].mean():.2f} / "
               f"{table['ict_landmark_distance_cm'][rows].mean():.2f}")
 
 

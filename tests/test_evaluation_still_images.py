@@ -450,7 +450,7 @@ def test_cli_aflw2000_scores_the_3d_convention_points_where_the_model_has_them(
     fake_front_end["truth"] = data.landmarks
     from cpem_jax.evaluation import still_images
 
-    def fake_estimate(landmarker, front, make_estimator, data, progress, desc):
+    def fake_estimate(landmarker, front, make_estimator, data, progress, desc, face_model):
         n = len(data.names)
         return annotated.EstimatorPredictions(
             landmarks=data.landmarks + [2.0, 0.0], rotation=np.zeros((n, 3)),

@@ -3,18 +3,25 @@ import numpy as np
 import pytest
 
 from cpem_jax.face_model.ibug68_3d import (FORMAT_VERSION, Ibug68TableError, ibug68_3d_ids,
-                                           read_ibug68_3d)
+                                           ibug68_3d_reading, read_ibug68_3d)
 
 
 def test_the_packaged_table_reads_and_names_68_vertices():
     table = read_ibug68_3d()
     assert int(table["format_version"]) == FORMAT_VERSION
-    assert table["vertex_ids"].shape == (68,)
+    assert table["vertex_ids"].shape == table["narrow_vertex_ids"].shape == (68,)
     assert len(str(table["source_sha256"])) == 64
     # The chosen vertices lie nearer the aligned keypoints than ICT's own landmark vertices
-    # (built: 0.31 against 0.75 cm on average, the jaw 0.69 against 2.41).
+    # (built: 0.16 and 0.31 against 0.75 cm on average, the jaw 0.23 and 0.69 against 2.41).
     assert table["distance_cm"].mean() < 0.5 * table["ict_landmark_distance_cm"].mean()
     assert float(table["alignment_rms_cm"]) < 0.5
+    # The full area reaches every keypoint; the narrow one falls short at the outer jaw, and
+    # differs from the full-area choice only there (points 0-4, 12-16).
+    assert table["distance_cm"].max() < 0.5 and table["narrow_distance_cm"][:4].min() > 0.8
+    assert table["distance_cm"][:17].mean() < 0.5 * table["narrow_distance_cm"][:17].mean()
+    differ = np.flatnonzero(table["vertex_ids"] != table["narrow_vertex_ids"])
+    assert set(differ) <= set(range(5)) | set(range(12, 17)) and len(differ) >= 8
+    assert table["narrow_vertex_ids"].max() < 6706 <= table["vertex_ids"].max() < 9409
 
 
 @pytest.mark.parametrize("content, message", [
@@ -22,7 +29,9 @@ def test_the_packaged_table_reads_and_names_68_vertices():
     (b"not a zip", "not a readable .npz"),
     ({"format_version": np.int32(99), "vertex_ids": np.arange(68)}, "format version 99"),
     ({"format_version": np.int32(FORMAT_VERSION), "vertex_ids": np.arange(5)},
-     "must be 68 vertex indices")])
+     "vertex_ids must be 68 vertex indices"),
+    ({"format_version": np.int32(FORMAT_VERSION), "vertex_ids": np.arange(68)},
+     "narrow_vertex_ids must be 68 vertex indices")])
 def test_a_bad_table_names_the_rebuild(tmp_path, content, message):
     path = tmp_path / "t.npz"
     if isinstance(content, bytes):
@@ -40,7 +49,8 @@ def test_only_ict_gets_the_table(fake_model, tmp_path):
     assert ibug68_3d_ids(fake_model.replace(name="bfm")) is None
     path = tmp_path / "t.npz"
     np.savez(path, format_version=np.int32(FORMAT_VERSION),
-             vertex_ids=np.arange(68) + fake_model.n_vertices - 10)
+             vertex_ids=np.arange(68) + fake_model.n_vertices + 5,
+             narrow_vertex_ids=np.arange(68) + fake_model.n_vertices - 10)
     with pytest.raises(Ibug68TableError, match="names vertex"):
         ibug68_3d_ids(fake_model, str(path))
 
@@ -63,6 +73,42 @@ def test_the_vertices_sit_in_ibug_order_on_ict(ict_model):
     distance = np.linalg.norm(p - own, axis=1)
     assert distance[17:].max() < 1.0 and distance[:17].max() < 3.5
 
+
+def test_the_full_area_reads_the_narrow_fit(ict_model, tmp_path, caplog):
+    """Coefficients fitted with the narrow area are read on ICT's full area of the same archive:
+    the same points where the areas overlap, the outer jaw ends behind the narrow area's edge
+    and further out to each side. A converted narrow .npz has no
+    full area: the narrow choice, with a log line."""
+    import jax.numpy as jnp
+    from conftest import shared_path
+    from cpem_jax.face_model import cache
+    from cpem_jax.geometry.rotation import euler_to_matrix
+
+    spec = shared_path("assets", "ICT-FaceKit-master.zip")
+    wide, ids = ibug68_3d_reading(ict_model, spec)
+    table = read_ibug68_3d()
+    assert wide.n_vertices == 9409 and np.array_equal(ids, table["vertex_ids"])
+    rng = np.random.default_rng(1)
+    identity = rng.normal(size=ict_model.n_identity).astype(np.float32)
+    expression = rng.uniform(0, 1, ict_model.n_expression).astype(np.float32)
+
+    def posed(model, rows):
+        shape = (np.asarray(model.mean_shape)[rows]
+                 + np.asarray(model.id_basis)[rows] @ identity
+                 + np.asarray(model.exp_basis)[rows] @ expression)
+        return shape @ np.asarray(euler_to_matrix(jnp.asarray([0.1, 0.4, 0.0]))).T
+
+    narrow = np.asarray(table["narrow_vertex_ids"])
+    np.testing.assert_allclose(posed(wide, narrow), posed(ict_model, narrow), atol=1e-4)
+    mean = np.asarray(wide.mean_shape)
+    assert mean[ids[0], 0] < mean[narrow[0], 0] and mean[ids[16], 0] > mean[narrow[16], 0]
+    assert np.all(mean[ids[[0, 1, 15, 16]], 2] < mean[narrow[[0, 1, 15, 16]], 2] - 0.5)
+
+    converted = cache.save_model(ict_model, str(tmp_path / "narrow.npz"))
+    with caplog.at_level("WARNING"):
+        model, fallback = ibug68_3d_reading(ict_model, converted)
+    assert model is ict_model and np.array_equal(fallback, narrow)
+    assert "narrow face area" in caplog.text
 
 
 def _build_module():

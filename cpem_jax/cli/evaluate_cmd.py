@@ -186,7 +186,8 @@ def run_still_images(args: argparse.Namespace) -> int:
             return make_estimator(method, fit_config=config, face_model=args.face_model,
                                   checkpoint=args.checkpoint, landmarker=front_end)
     runner = still_images.run_aflw2000 if args.aflw2000 else still_images.run_landmarks68
-    kwargs = {} if args.aflw2000 else {"origin": args.pts_origin}
+    kwargs = ({"face_model": args.face_model} if args.aflw2000
+              else {"origin": args.pts_origin})
     start = time.perf_counter()
     with warnings_as_log_lines():
         results = runner(root, landmarker, factory, limit=args.max_images,

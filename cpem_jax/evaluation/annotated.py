@@ -307,7 +307,8 @@ class EstimatorPredictions:
 
 def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
                        image_paths: Sequence[str], gt_landmarks: np.ndarray,
-                       progress: bool = False, desc: str = "estimator") -> EstimatorPredictions:
+                       progress: bool = False, desc: str = "estimator",
+                       face_model: Optional[str] = None) -> EstimatorPredictions:
     """Runs an estimator on every image as a one-frame input (module docstring).
 
     Args:
@@ -316,6 +317,8 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
       front_end: the same `GroundTruthBoxLandmarker` the estimator was built with.
       image_paths: N image files.
       gt_landmarks: [N, 68, 2] ground-truth points in image pixels.
+      face_model: the spec the estimator's model was loaded from (`load_face_model`), for the
+        3D-convention points' reading model (`ibug68_3d.ibug68_3d_reading`).
     """
     from cpem_jax.detect.pipeline import NoFaceError
 
@@ -327,7 +330,7 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
     unit_names: List[str] = list(getattr(getattr(estimator, "model", None),
                                          "expression_names", ()) or ())
     missed = np.zeros(n, bool)
-    table, ids3d = _model_tables(estimator)
+    table, (model3d, ids3d) = _model_tables(estimator, face_model)
     dense68 = None if table is None else np.full((n, N_LANDMARKS, 2), np.nan)
     points3d = None if ids3d is None else np.full((n, N_LANDMARKS, 2), np.nan)
     seconds, cpu_s = np.zeros(n), np.zeros(n)
@@ -355,7 +358,7 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
         if dense68 is not None:
             dense68[i] = dense68_image(estimate, table)[0]
         if points3d is not None:
-            points3d[i] = vertices_image(estimate, estimator.model, ids3d)[0]
+            points3d[i] = vertices_image(estimate, model3d, ids3d)[0]
         rotation[i] = estimate.per_frame("rotation")[0]
         expressions[i] = np.asarray(estimate.per_frame("expression")[0], np.float64)
         unit_names = list(estimate.unit_names)
@@ -368,22 +371,23 @@ def estimate_annotated(estimator, front_end: GroundTruthBoxLandmarker,
                                 errors, dense68, points3d)
 
 
-def _model_tables(estimator):
-    """(dense correspondence, 3D-convention iBUG vertex ids) of the estimator's face model;
-    each None without a model or such a table (an unusable 3D table is logged)."""
+def _model_tables(estimator, spec: Optional[str] = None):
+    """(dense correspondence, (model to read the 3D-convention iBUG points with, their vertex
+    ids)) of the estimator's face model, loaded from `spec`; None and (None, None) without a
+    model or such a table (an unusable 3D table is logged)."""
     model = getattr(estimator, "model", None)
     if model is None:
-        return None, None
+        return None, (None, None)
     from cpem_jax.face_model.dense_landmarks import dense_landmarks_for
-    from cpem_jax.face_model.ibug68_3d import Ibug68TableError, ibug68_3d_ids
+    from cpem_jax.face_model.ibug68_3d import Ibug68TableError, ibug68_3d_reading
     try:
         table = dense_landmarks_for(model)
     except (KeyError, ValueError, OSError):
         table = None
     try:
-        ids = ibug68_3d_ids(model)
+        reading = ibug68_3d_reading(model, spec)
     except Ibug68TableError as err:
         _LOG.warning("%s; scoring the model's own 68 landmark vertices", err)
-        ids = None
-    return table, ids
+        reading = (None, None)
+    return table, reading
 

@@ -54,12 +54,15 @@ def _aflw_block(scores: dict, missed: np.ndarray, yaw_deg: np.ndarray) -> dict:
             "unscored": scores["n_unscored"]}
 
 
-def _estimate(landmarker, front, make_estimator, data, progress: bool, desc: str):
-    """The estimator of `make_estimator` on every annotated image, its front end seeing only the
-    annotated face (the ground-truth box where the detector misses it)."""
+def _estimate(landmarker, front, make_estimator, data, progress: bool, desc: str,
+              face_model: Optional[str] = None):
+    """The estimator of `make_estimator` (its model loaded from the spec `face_model`) on every
+    annotated image, its front end seeing only the annotated face (the ground-truth box where
+    the detector misses it)."""
     front_end = annotated.GroundTruthBoxLandmarker(landmarker, front.offset)
     return annotated.estimate_annotated(make_estimator(front_end), front_end, data.image_paths,
-                                        data.landmarks, progress=progress, desc=desc)
+                                        data.landmarks, progress=progress, desc=desc,
+                                        face_model=face_model)
 
 
 def _timings(est) -> dict:
@@ -73,7 +76,7 @@ def _timings(est) -> dict:
 def run_aflw2000(root: str, landmarker,
                  make_estimator: Optional[Callable[[annotated.GroundTruthBoxLandmarker], object]]
                  = None, limit: Optional[int] = None, progress: bool = True,
-                 method: Optional[str] = None) -> dict:
+                 method: Optional[str] = None, face_model: Optional[str] = None) -> dict:
     """Scores a front end (and an estimator on it) on AFLW2000-3D.
 
     Args:
@@ -83,6 +86,8 @@ def run_aflw2000(root: str, landmarker,
         VideoEstimate`); None scores the front end only.
       limit: a yaw-balanced subset of this many images (`aflw2000.balanced_subset`).
       method: the estimator's name for the report ("fit", "net").
+      face_model: the spec the estimator's model comes from (`load_face_model`), which also
+        gives the 3D-convention points' reading model (`ibug68_3d.ibug68_3d_reading`).
     Returns:
       A JSON-ready dict (NaN kept as float; `write_json` writes null): `nme_by_yaw_bin` [3] %,
       `nme_mean` (mean of the bins), `n_by_yaw_bin`, `detector_misses`, `pose_mae_deg`
@@ -126,7 +131,7 @@ def run_aflw2000(root: str, landmarker,
         out["label"] = f"{name} front end, raw 68 points"
     else:
         est = _estimate(landmarker, front, make_estimator, data, progress,
-                        f"{method or 'estimator'} on AFLW2000-3D")
+                        f"{method or 'estimator'} on AFLW2000-3D", face_model)
         own = est.landmarks
         points = own if est.landmarks_3d68 is None else est.landmarks_3d68
         out["points"] = "model" if est.landmarks_3d68 is None else "3d68"
