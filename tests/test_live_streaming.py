@@ -19,22 +19,39 @@ SIZE = 320  # The "camera image" the synthetic points are projected into.
 TRUE_UNITS = {"jawOpen": 0.6, "eyeBlink_L": 0.9, "mouthSmile_R": 0.5, "browInnerUp_L": 0.4}
 
 
-class ProjectedFace:
-    """A front end in MediaPipe's VIDEO mode whose face is the model posed with known
-    coefficients (no image is looked at)."""
+class ProjectedFace(FaceLandmarker):
+    """A dense front end (MediaPipe's interface: 478 points, followed from its own last points
+    between detections) whose face is the model posed with known coefficients (no image is
+    looked at)."""
 
     def __init__(self, model, coeffs):
         camera = crop_camera(SIZE)
         dense = dense_landmarks_for(model)
         self.landmarks = np.asarray(project_landmarks(model, coeffs, camera))[0]
         self.dense = np.asarray(project_dense(dense, coeffs, camera))[0]
-        self.calls = []
+        self.calls = {"detect": 0, "follow": 0}
 
-    def detect_video(self, image, timestamp_s):
-        self.calls.append(timestamp_s)
+    def detect_boxes(self, image):
         lo, hi = self.dense.min(axis=0), self.dense.max(axis=0)
-        return Detections(np.concatenate([lo, hi])[None], self.landmarks[None],
-                          np.full(1, np.nan), dense=self.dense[None])
+        return np.concatenate([lo, hi])[None].astype(np.float32), np.ones(1, np.float32)
+
+    def landmarks_in_boxes(self, image, boxes):
+        return np.repeat(self.landmarks[None], len(boxes), axis=0)
+
+    def dense_in_boxes(self, image, boxes):
+        return np.repeat(self.dense[None], len(boxes), axis=0)
+
+    def landmarks_from_dense(self, dense):
+        return np.repeat(self.landmarks[None], len(dense), axis=0)
+
+    def dense_following(self, image, previous):
+        self.calls["follow"] += 1
+        return np.repeat(self.dense[None], len(previous), axis=0)
+
+    def detect(self, image):
+        self.calls["detect"] += 1
+        boxes, scores = self.detect_boxes(image)
+        return Detections(boxes, self.landmarks[None], scores, dense=self.dense[None])
 
 
 def _coefficients(model, identity=None):
@@ -74,6 +91,9 @@ def test_the_landmark_solve_recovers_known_expression_and_pose(model):
     # The model's 68 points land on the front end's (image pixels).
     assert np.abs(last.landmarks_fitted - front.landmarks).mean() < 1.0
     assert estimator.summary()["identity"] == "profile"
+    # Live follows the face as offline does: the detector every 10th frame, the mesh followed
+    # from its last points in between.
+    assert front.calls == {"detect": 2, "follow": 18}
     # A still face gives still weights once settled.
     assert np.abs(results[-1].expression - results[-2].expression).max() < 0.05
 
@@ -180,7 +200,7 @@ def test_the_calibration_thread_switches_often_and_restores_the_interval():
 
 
 class Projected68(FaceLandmarker):
-    """The same face seen by a 68-point front end without a VIDEO mode (dlib's interface)."""
+    """The same face seen by a 68-point front end (dlib's interface)."""
 
     def __init__(self, model, coeffs):
         self.landmarks = np.asarray(project_landmarks(model, coeffs, crop_camera(SIZE)))[0]

@@ -7,9 +7,9 @@
 
 Per frame (`StreamingEstimator.process`):
   1. Front end (`estimation.live_front.LiveFront`): the followed face's 68 points, and
-     MediaPipe's 478 where the front end gives them. MediaPipe runs in its VIDEO mode (its own
-     tracker: one mesh pass per frame, its detector only when the face is lost); other front
-     ends go through `detect.FaceTracker`.
+     MediaPipe's 478 where the front end gives them, followed by `detect.FaceTracker` as in
+     the offline fit (the detector every 10th frame, MediaPipe's mesh followed from its last
+     points in between).
   2. Crop: the square of `detect.crop.square_from_landmarks`, smoothed causally (an
      exponential filter, `StreamConfig.crop_smoothing`; the offline path smooths it with
      look-ahead), defines the crop camera of the fit (`FitConfig.camera()`); only the landmarks
