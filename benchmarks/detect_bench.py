@@ -6,8 +6,9 @@ one face through them, both front ends on the same frames in one run (`--backend
   frames start the 68-point shape predictor from a box derived from the previous landmarks);
 - mediapipe: `MediaPipeLandmarker.detect` (BlazeFace, the 478-point mesh, and the CNN second
   detector where the mesh doubts a box) every frame or every k-th (the other frames run the mesh
-  from the previous frame's points), and MediaPipe's own VIDEO task (`detect_video`, what live
-  capture runs).
+  from the previous frame's points; what offline and, since experiments/live's "Live on the
+  offline front end", live capture run), and MediaPipe's own VIDEO task (`detect_video`, one
+  mesh pass per frame, the peer).
 Accuracy of a setting is the mean distance of its 68 points to those of the same front end's
 reference setting (its first: detection on every frame), in pixels and in % of the face box
 width; it measures what a setting changes, not accuracy against ground truth.
