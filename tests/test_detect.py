@@ -238,10 +238,26 @@ def test_tracker_releases_after_max_missed_and_picks_again():
     observations = list(track_faces(scripted_frames(5), ScriptedLandmarker(script),
                                     max_missed=1))
     assert [o.found for o in observations] == [True, False, False, True, True]
-    # max_missed large: the second face never overlaps the first, so it is not adopted.
-    observations = list(track_faces(scripted_frames(5), ScriptedLandmarker(script),
+    # max_missed large: with two faces in view before, a face that does not overlap the
+    # followed one is not adopted.
+    two = [[first, second], [first], [], [second], [second]]
+    observations = list(track_faces(scripted_frames(5), ScriptedLandmarker(two),
                                     max_missed=10))
-    assert [o.found for o in observations] == [True, False, False, False, False]
+    assert [o.found for o in observations] == [True, True, False, False, False]
+
+
+def test_tracker_takes_the_only_face_after_a_cut():
+    """Never more than one face in view: a face found far from the followed one (a cut, a jump
+    between frames far apart) is taken at once, as the selection rule allows."""
+    first, second = face_box(100, 100, 80), face_box(400, 100, 80)
+    script = [[first], [first], [second], [second]]
+    observations = list(track_faces(scripted_frames(4), ScriptedLandmarker(script),
+                                    max_missed=10))
+    assert [o.found for o in observations] == [True, True, True, True]
+    np.testing.assert_allclose(observations[2].box, second)
+    # `face=1` asks for a second face, which the cut does not bring.
+    observations = list(track_faces(scripted_frames(4), ScriptedLandmarker(script), face=1))
+    assert not any(o.found for o in observations)
 
 
 def test_redetect_every_k_calls_the_detector_less():

@@ -8,7 +8,9 @@ model's face presence, or its second detector). Following: the chosen face is ma
 detection by the overlap (IoU) of its landmarks' extent with the previous frame's, so another face
 that becomes larger does not steal the track (landmarks, not boxes: two detectors' boxes of one
 face differ). When detection loses the followed face, the landmarker's `detect_near` is asked
-around the last box (MediaPipe's: its second detector; none for the others). With
+around the last box (MediaPipe's: its second detector; none for the others); where that finds
+nothing either and the detector has never seen more than one face at a time, the one face it
+found elsewhere is taken as the followed face (a cut, or a jump between frames far apart). With
 `redetect_every=k > 1` the detector runs only every k-th frame; in between, the landmark
 regressor is started from a box predicted from the previous frame's landmarks (the box keeps the
 offset and scale relative to the landmark extent that the last detection had), which is much
@@ -191,8 +193,13 @@ class FaceTracker:
         self.most_faces = max(self.most_faces, len(found))
         chosen = self._choose(found)
         if chosen is None and self._box is not None:
+            detected = found
             found = self.landmarker.detect_near(image, self._box)
             chosen = self._choose(found)
+            if chosen is None and self.most_faces <= 1 and len(detected):
+                # Never more than one face in view: the one found elsewhere is the followed
+                # face after a cut or a jump, not another that would steal the track.
+                found, chosen = detected, select_face(detected.boxes, self.face, self.order)
         if chosen is None:
             return None
         self._box = found.boxes[chosen].astype(np.float32)
