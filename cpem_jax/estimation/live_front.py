@@ -6,7 +6,7 @@ MediaPipe, its 478 points [478, 2] (`dense`), image pixels. Every front end goes
 `detect.FaceTracker`, as the offline fit's frames do: the detector every `redetect_every`-th
 frame and, in between, MediaPipe's mesh followed from the last frame's points
 (`MediaPipeLandmarker.dense_following`: its passes and their mirror average, upside-down faces
-included), so live and offline read the same points. MediaPipe's own VIDEO task
+included), the passes the offline fit's frames get. MediaPipe's own VIDEO task
 (`detect_video`: one pass per frame, no mirror) costs about 3 ms less per frame and read d3's
 left winks at half strength live (experiments/live).
 """

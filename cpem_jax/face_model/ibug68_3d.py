@@ -65,7 +65,11 @@ def ibug68_3d_ids(model: FaceModel, path: str = DATA_FILE) -> Optional[np.ndarra
     table is not built for (not ICT). Raises Ibug68TableError for an unusable table."""
     if not is_ict(model):
         return None
-    table = read_ibug68_3d(path)
+    return _ids_on(model, read_ibug68_3d(path), path)
+
+
+def _ids_on(model: FaceModel, table: dict, path: str) -> np.ndarray:
+    """[68] int32: the table's first choice whose vertices `model` has (`ibug68_3d_ids`)."""
     for key in ("vertex_ids", "narrow_vertex_ids"):
         ids = np.asarray(table[key], np.int64)
         if ids.max() < model.n_vertices:
@@ -84,10 +88,10 @@ def ibug68_3d_reading(model: FaceModel, spec: Optional[str] = None,
     carries `model`'s vertices and bases unchanged in its leading vertices (module docstring);
     otherwise `model` itself with the narrow choice. Raises Ibug68TableError for an unusable
     table."""
-    ids = ibug68_3d_ids(model, path)
-    if ids is None:
+    if not is_ict(model):
         return None, None
-    full = np.asarray(read_ibug68_3d(path)["vertex_ids"], np.int32)
+    table = read_ibug68_3d(path)
+    ids, full = _ids_on(model, table, path), np.asarray(table["vertex_ids"], np.int32)
     if np.array_equal(ids, full):
         return model, ids
     from cpem_jax.face_model.registry import FaceModelNotFound, load_face_model
