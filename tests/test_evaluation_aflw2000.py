@@ -33,6 +33,36 @@ def test_nme_by_yaw_bins_balanced_mean():
     assert res["overall"] == pytest.approx(4.5) and res["count"] == 4
 
 
+def test_bin_mean_intervals_bootstrap_within_bins():
+    rng = np.random.default_rng(3)
+    yaw = np.concatenate([np.full(60, 10.0), np.full(20, 45.0), np.full(10, 75.0), [80.0]])
+    values = np.concatenate([rng.normal(3.0, 0.5, 60), rng.normal(4.0, 1.0, 20),
+                             rng.normal(8.0, 3.0, 10), [np.nan]])
+    res = landmarks.nme_by_yaw_bins(values, yaw)
+    ci = landmarks.bin_mean_intervals(values, yaw, draws=4000)
+    for label, spread in zip(landmarks.yaw_bin_labels(), (0.5 / 60 ** 0.5, 1.0 / 20 ** 0.5,
+                                                          3.0 / 10 ** 0.5)):
+        low, high = ci["bins"][label]
+        sel = np.isfinite(values) & (landmarks.yaw_bin_index(yaw) ==
+                                     landmarks.yaw_bin_labels().index(label))
+        sem = values[sel].std() / sel.sum() ** 0.5      # the sample's own standard error
+        assert low < res["bins"][label]["nme"] < high
+        assert (high - low) == pytest.approx(2 * 1.96 * sem, rel=0.15)
+        assert (high - low) == pytest.approx(2 * 1.96 * spread, rel=0.5)
+    low, high = ci["mean_of_bins"]
+    assert low < res["mean_of_bins"] < high
+    # The mean of bins is as uncertain as its widest bin / 3, and less than the sum of the three.
+    widths = [b[1] - b[0] for b in ci["bins"].values()]
+    assert max(widths) / 3 < high - low < sum(widths) / 3
+    # Same seed, same interval; one image per bin gives a zero-width interval; an empty bin none.
+    assert landmarks.bin_mean_intervals(values, yaw, draws=4000) == ci
+    one = landmarks.bin_mean_intervals(np.array([2.0, 5.0]), np.array([0.0, 50.0]))
+    assert one["bins"]["[0,30]"] == [2.0, 2.0] and one["bins"]["(60,90]"] is None
+    assert one["mean_of_bins"] == [3.5, 3.5]
+    with pytest.raises(ValueError, match="draws"):
+        landmarks.bin_mean_intervals(values, yaw, draws=0)
+
+
 def _landmarks(rng):
     xs = rng.uniform(40, 160, 68)
     ys = rng.uniform(50, 150, 68)

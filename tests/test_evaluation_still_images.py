@@ -290,13 +290,20 @@ def test_cli_aflw2000_landmarker_only(tmp_path, fake_front_end, capsys):
     assert res["nme_by_yaw_bin"] == pytest.approx([(expect[0] + expect[3]) / 2, expect[1],
                                                    expect[2]], rel=1e-4)
     assert res["nme_mean"] == pytest.approx(np.mean(res["nme_by_yaw_bin"]))
+    # One image per bin but the first: the intervals pin those bins (1 px error everywhere).
+    spans = res["nme_by_yaw_bin_interval95"]
+    assert spans[1] == pytest.approx([expect[1]] * 2) and spans[2] == pytest.approx([expect[2]] * 2)
+    low, high = sorted((expect[0], expect[3]))
+    assert low * (1 - 1e-5) <= spans[0][0] <= spans[0][1] <= high * (1 + 1e-5)
+    assert res["nme_mean_interval95"][0] <= res["nme_mean"] <= res["nme_mean_interval95"][1]
     assert res["n_by_yaw_bin"] == [2, 1, 1] and res["detector_misses"] == 2
     assert res["detector_misses_by_yaw_bin"] == [1, 1, 0]   # images 1 and 3 (odd)
     assert res["pose_mae_deg"] is None and res["seconds_per_image"] > 0
     md = (out / "results.md").read_text()
     assert "| CPEM paper, dense-model fit, 2,000 images | 2.68 | 3.48 | 4.75 | 3.64 |" in md
     assert "3.57" in md and "on 4 images" in md
-    assert "raw 68 points" in md and "(miss 1/1)" in md
+    assert "raw 68 points" in md and "(miss 1/1)" in md and "95 % bootstrap interval" in md
+    assert f"{res['nme_by_yaw_bin'][2]:.2f} [{spans[2][0]:.2f}, {spans[2][1]:.2f}] (miss 0/1)" in md
     assert np.load(out / "predictions.npz")["front_end_landmarks"].shape == (4, 68, 2)
 
 

@@ -261,7 +261,8 @@ def aflw2000_scores(predicted: np.ndarray, target: np.ndarray, yaw_deg: np.ndarr
     Returns:
       `landmarks.nme_by_yaw_bins` in % (each bin: "nme", "count" scored images, "missed",
       "unscored"), plus "n_missed", "n_unscored" (rows of `predicted` with a NaN: no landmarks
-      at all, left out of the means), "unit": "%".
+      at all, left out of the means), "interval95" (`landmarks.bin_mean_intervals`: 95 %
+      bootstrap intervals of each bin mean and of their mean), "unit": "%".
     """
     predicted = np.asarray(predicted, np.float64)
     target = np.asarray(target, np.float64)
@@ -282,6 +283,7 @@ def aflw2000_scores(predicted: np.ndarray, target: np.ndarray, yaw_deg: np.ndarr
         out["bins"][label]["unscored"] = int((~np.isfinite(values) & (bin_of == b)).sum())
     out["n_missed"] = int(missed.sum())
     out["n_unscored"] = int((~np.isfinite(values)).sum())
+    out["interval95"] = landmarks.bin_mean_intervals(values * 100.0, yaw_deg)
     out["unit"] = "%"
     return out
 

@@ -70,3 +70,38 @@ def nme_by_yaw_bins(nme_values: np.ndarray, yaw_deg: np.ndarray,
     return {"bins": bins, "mean_of_bins": float(np.mean(means)) if means else float("nan"),
             "overall": float(nme_values[ok].mean()) if ok.any() else float("nan"),
             "count": int(ok.sum())}
+
+
+def bin_mean_intervals(nme_values: np.ndarray, yaw_deg: np.ndarray, draws: int = 2000,
+                       level: float = 0.95, seed: int = 0, edges=YAW_BIN_EDGES_DEG) -> dict:
+    """Bootstrap intervals of the bin means and of their mean (what `nme_by_yaw_bins` reports).
+
+    Each draw resamples the scored images of every bin with replacement, within the bin, so a
+    draw keeps the bins' sizes; the interval is the central `level` of the draws' means. On a
+    sample of a benchmark (100 of AFLW2000-3D's 2,000 images, 11 of them beyond 60 degrees)
+    this is how far the figure could move on other images drawn the same way.
+
+    nme_values [N] (NaN left out, as in `nme_by_yaw_bins`), yaw_deg [N] degrees ->
+    {"bins": {label: [low, high] or None for an empty bin}, "mean_of_bins": [low, high] or None,
+     "draws": int, "level": float, "seed": int}, in the units of `nme_values`.
+    """
+    if draws < 1 or not 0.0 < level < 1.0:
+        raise ValueError(f"draws must be >= 1 and level in (0, 1), got {draws} and {level}")
+    nme_values = np.asarray(nme_values, np.float64)
+    idx = yaw_bin_index(yaw_deg, edges)
+    ok = np.isfinite(nme_values) & (idx >= 0)
+    rng = np.random.default_rng(seed)
+    tails = [50.0 * (1.0 - level), 50.0 * (1.0 + level)]
+    bins, drawn = {}, []
+    for b, label in enumerate(yaw_bin_labels(edges)):
+        values = nme_values[ok & (idx == b)]
+        if values.size == 0:
+            bins[label] = None
+            continue
+        means = values[rng.integers(0, values.size, (draws, values.size))].mean(axis=1)
+        bins[label] = [float(v) for v in np.percentile(means, tails)]
+        drawn.append(means)
+    mean_of_bins = ([float(v) for v in np.percentile(np.mean(drawn, axis=0), tails)]
+                    if drawn else None)
+    return {"bins": bins, "mean_of_bins": mean_of_bins, "draws": int(draws),
+            "level": float(level), "seed": int(seed)}

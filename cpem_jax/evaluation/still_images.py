@@ -46,7 +46,10 @@ def _aflw_block(scores: dict, missed: np.ndarray, yaw_deg: np.ndarray) -> dict:
     labels = landmarks.yaw_bin_labels()
     bins = [scores["bins"][label] for label in labels]
     bin_of = landmarks.yaw_bin_index(yaw_deg)
+    interval = scores["interval95"]
     return {"nme_by_yaw_bin": [b["nme"] for b in bins], "nme_mean": scores["mean_of_bins"],
+            "nme_by_yaw_bin_interval95": [interval["bins"][label] for label in labels],
+            "nme_mean_interval95": interval["mean_of_bins"],
             "nme_overall": scores["overall"], "n_scored_by_yaw_bin": [b["count"] for b in bins],
             "detector_misses": int(np.sum(missed)),
             "detector_misses_by_yaw_bin": [int(np.sum(missed & (bin_of == b)))
@@ -287,18 +290,25 @@ def aflw2000_markdown(results: dict) -> str:
              "points / sqrt(w * h) of the ground-truth landmark box, in %; mean = mean of the "
              "three bin means. Every image is scored: where the detector misses the annotated "
              "face, the landmarker starts from a box placed on the ground truth and the image "
-             "counts as a miss.", "",
+             "counts as a miss. In brackets: the 95 % bootstrap interval (2,000 draws of the "
+             "images, resampled within each bin), how far the figure could move on other "
+             "images drawn the same way.", "",
              "| row | " + " | ".join(f"yaw {b}" for b in labels) + " | mean of bins |",
              "| --- | " + " | ".join("---" for _ in labels) + " | --- |"]
 
+    def interval(span):
+        return f" [{_f(span[0])}, {_f(span[1])}]" if span else ""
+
     def row(title, block, with_misses=True):
         cells = []
+        spans = block.get("nme_by_yaw_bin_interval95") or [None] * len(labels)
         for b, value in enumerate(block["nme_by_yaw_bin"]):
-            cell = _f(value)
+            cell = _f(value) + interval(spans[b])
             if with_misses:
                 cell += f" (miss {block['detector_misses_by_yaw_bin'][b]}/{counts[b]})"
             cells.append(cell)
-        return f"| {title} | " + " | ".join(cells) + f" | {_f(block['nme_mean'])} |"
+        return (f"| {title} | " + " | ".join(cells) + f" | {_f(block['nme_mean'])}"
+                + interval(block.get("nme_mean_interval95")) + " |")
 
     if not results["landmarker_only"]:
         if results.get("points") == "3d68":
