@@ -10,7 +10,7 @@ import os
 import time
 
 from cpem_jax.cli.errors import UserError
-from cpem_jax.cli.options import warnings_as_log_lines
+from cpem_jax.cli.options import add_landmarker_task_option, warnings_as_log_lines
 
 
 def register(subparsers) -> None:
@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--landmarker", choices=("auto", "mediapipe", "dlib"), default="auto",
                    help="still images: the face front end (auto: MediaPipe where it runs, else "
                    "dlib)")
+    add_landmarker_task_option(p)
     p.add_argument("--landmarker-only", action="store_true",
                    help="still images: score the front end's raw 68 points only (no estimator)")
     p.add_argument("--max-images", type=int, default=None,

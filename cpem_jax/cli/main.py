@@ -15,7 +15,7 @@ from typing import List, Optional
 from cpem_jax.cli import (calibrate_cmd, evaluate_cmd, fit_cmd, model_cmd, prepare_cmd,
                           retarget_cmd, synth_cmd)
 from cpem_jax.cli.errors import UserError
-from cpem_jax.cli.options import EXIT_INTERRUPTED
+from cpem_jax.cli.options import EXIT_INTERRUPTED, use_landmarker_task
 
 # Sub-command modules: each has register(subparsers) and sets `func` on its parsers.
 COMMANDS = (model_cmd, fit_cmd, retarget_cmd, calibrate_cmd, prepare_cmd, synth_cmd,
@@ -76,6 +76,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # decoding MB ..."); what matters reaches the user as our own warning (frames kept, dropped).
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
+        use_landmarker_task(args)
         return int(args.func(args) or 0)
     except ImportError as err:
         print(f"cpem-jax: error: a required package is missing ({err}); install the project's "

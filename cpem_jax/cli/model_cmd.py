@@ -42,6 +42,15 @@ def register(subparsers) -> None:
                        help="folder or .zip path (default: current folder)")
     fetch.set_defaults(func=_fetch)
 
+    task = sub.add_parser("fetch-landmarker", help="download MediaPipe's face_landmarker.task "
+                          "(the dense front end's model bundle) and check its sha256")
+    task.add_argument("destination", nargs="?", default=None,
+                      help="folder or file path (default: the cache folder, where every "
+                      "command finds it)")
+    task.add_argument("--url", default=None, help="another place to download the same file "
+                      "from (a mirror; default: Google's published bundle)")
+    task.set_defaults(func=_fetch_landmarker)
+
     export = sub.add_parser("export-net", help="write a training run's network as one weights "
                             "file (float16 msgpack + .json) for --method net --checkpoint FILE")
     export.add_argument("workdir", help="training workdir (config.json + checkpoints/)")
@@ -119,4 +128,13 @@ def _fetch(args: argparse.Namespace) -> int:
     except FetchError as err:
         raise RuntimeError(str(err)) from None
     print(f"downloaded {path}; convert it with `cpem-jax model convert {path} -o ict.npz`")
+    return 0
+
+
+def _fetch_landmarker(args: argparse.Namespace) -> int:
+    from cpem_jax.detect.mediapipe_task import TASK_ENV, TASK_URL, download_task
+    path = download_task(args.destination, url=args.url or TASK_URL)
+    found = "every command finds it there" if args.destination is None else (
+        f"pass --landmarker-task {path} or set {TASK_ENV}={path}")
+    print(f"downloaded {path} (sha256 checked); {found}")
     return 0

@@ -52,6 +52,26 @@ def add_landmarker_option(parser) -> None:
                         help="face front end: mediapipe (478-point face mesh with iris; the fit "
                         "uses every point), dlib (68 points), auto (mediapipe when installed "
                         "with its model bundle, else dlib)")
+    add_landmarker_task_option(parser)
+
+
+def add_landmarker_task_option(parser) -> None:
+    """`--landmarker-task PATH`: MediaPipe's model bundle for this run (`use_landmarker_task`)."""
+    parser.add_argument("--landmarker-task", metavar="PATH",
+                        help="MediaPipe's face_landmarker.task (default: $CPEM_FACE_LANDMARKER_TASK, "
+                        "then the cache folder, then $CPEM_SHARED/assets; `cpem-jax model "
+                        "fetch-landmarker` downloads it)")
+
+
+def use_landmarker_task(args) -> None:
+    """Checks `--landmarker-task` (a readable FaceLandmarker bundle with the published sha256)
+    and sets $CPEM_FACE_LANDMARKER_TASK for this run, where every MediaPipe front end looks
+    first; without the flag, nothing changes. Raises TaskFileError (one line) on a bad file."""
+    path = getattr(args, "landmarker_task", None)
+    if not path:
+        return
+    from cpem_jax.detect.mediapipe_task import TASK_ENV, check_task_file
+    os.environ[TASK_ENV] = os.path.abspath(check_task_file(os.path.expanduser(path)))
 
 
 def fit_config_from_args(args):

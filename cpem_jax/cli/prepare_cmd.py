@@ -16,7 +16,8 @@ import os
 import sys
 
 from cpem_jax.cli.errors import UserError
-from cpem_jax.cli.options import (EXIT_INTERRUPTED, add_fit_options, fit_config_from_args,
+from cpem_jax.cli.options import (EXIT_INTERRUPTED, add_fit_options,
+                                  add_landmarker_task_option, fit_config_from_args,
                                   warnings_as_log_lines)
 
 LANDMARKERS = ("auto", "mediapipe", "dlib")
@@ -51,6 +52,7 @@ def register(subparsers) -> None:
     if "--landmarker" not in p._option_string_actions:  # Shared with the fit options or not.
         p.add_argument("--landmarker", choices=LANDMARKERS, default="auto",
                        help="front end: auto = MediaPipe's face mesh where it runs, else dlib")
+        add_landmarker_task_option(p)
     p.add_argument("--dry-run", action="store_true",
                    help="list this shard's inputs with their ids and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -59,7 +59,7 @@ def check_task_file(path: str, sha256: Optional[str] = TASK_SHA256) -> str:
     """
     if not os.path.isfile(path):
         raise TaskFileError(f"{path!r} does not exist; set {TASK_ENV} to a {TASK_FILENAME} or "
-                            f"fetch it with cpem_jax.detect.download_task().")
+                            f"download it with `cpem-jax model fetch-landmarker`.")
     if sha256 is not None:
         actual = file_sha256(path)
         if actual != sha256.lower():
@@ -94,8 +94,8 @@ def find_task(path: Optional[str] = None, sha256: Optional[str] = TASK_SHA256) -
         if os.path.isfile(candidate):
             return check_task_file(candidate, sha256)
     raise TaskFileError(f"no {TASK_FILENAME} found (looked in {', '.join(task_search_paths())}); "
-                        f"set {TASK_ENV}, or download it with "
-                        f"cpem_jax.detect.download_task() where there is internet.")
+                        f"set {TASK_ENV} or pass --landmarker-task, or download it with "
+                        f"`cpem-jax model fetch-landmarker` where there is internet.")
 
 
 def download_task(destination: Optional[str] = None, url: str = TASK_URL,
